@@ -1,0 +1,58 @@
+# faxbridge: `make run` serves config.example.yaml; `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CONFIG ?= config.example.yaml
+# Debian packages the tests and benchmarks drive: swaks (SMTP client), postfix (smtp-source
+# only; no daemon is configured), poppler-utils, ghostscript, libtiff-tools, qpdf, fonts.
+DEB_PACKAGES := swaks libnet-ssleay-perl postfix poppler-utils ghostscript libtiff-tools qpdf fonts-dejavu-core
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint typecheck pytest pytest-postgres system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/faxbridge serve -c $(CONFIG)
+
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check bridge tests bench
+	$(BIN)/ruff format --check bridge tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) system-deps
+	$(BIN)/pytest -q
+
+# The same suite against the PostgreSQL server (skipped with a notice when none answers).
+pytest-postgres: $(STAMP) system-deps
+	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_TEST_URL)', connect_timeout=3).close()" 2>/dev/null; then \
+	  FAXBRIDGE_TEST_DB=$(PG_TEST_URL) $(BIN)/pytest -q; \
+	else echo "pytest-postgres: no PostgreSQL at $(PG_TEST_URL); skipped"; fi
+
+test: lint typecheck pytest pytest-postgres
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/smtp_throughput.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,183 @@
+"""Wires one event loop: SMTP listener, HTTP (callbacks), fax worker and mail worker.
+
+Start-up order matters: the store first (nothing is accepted without it), the HTTP listener
+before the providers start (they call back into it), the SMTP listener last. Shutdown runs the
+other way: stop accepting mail, finish sessions and sends in flight, then close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
+
+import httpx
+import uvicorn
+
+from bridge.config import Config, split_host_port
+from bridge.http.app import create_app
+from bridge.notify.mailer import make_mailer
+from bridge.notify.outbox import MailWorker
+from bridge.providers.registry import build_providers
+from bridge.smtp.intake import Intake
+from bridge.smtp.server import FaxHandler, start_smtp_server
+from bridge.store import Store
+from bridge.worker import FaxWorker
+
+log = logging.getLogger(__name__)
+
+SESSION_GRACE_S = 10.0
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the bridge owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _warm_up() -> int:
+    """Import the document stack in a pool process so the first mail does not pay for it."""
+    import bridge.documents  # noqa: F401
+
+    return os.getpid()
+
+
+def document_pool_size() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def make_document_pool() -> ProcessPoolExecutor:
+    """Processes, not threads: PDF and image work is CPU-bound and holds the GIL."""
+    return ProcessPoolExecutor(
+        max_workers=document_pool_size(), mp_context=multiprocessing.get_context("spawn")
+    )
+
+
+class Bridge:
+    def __init__(self, config: Config, pool: Executor | None = None) -> None:
+        self.config = config
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._own_pool = pool is None
+        if pool is not None:
+            self.pool = pool
+
+    async def start(self) -> None:
+        config = self.config
+        config.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.storage.url, config.storage.data_dir)
+        await asyncio.to_thread(self.store.create_schema)
+
+        loop = asyncio.get_running_loop()
+        if self._own_pool:
+            self.pool = make_document_pool()
+            await asyncio.gather(
+                *(loop.run_in_executor(self.pool, _warm_up) for _ in range(document_pool_size()))
+            )
+
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=50)
+        )
+        self.providers = build_providers(config, self.client)
+        self.jobs_ready = asyncio.Event()
+        self.intake = Intake(config, self.store, self.pool)
+        self.intake.jobs_ready = self.jobs_ready
+        self.handler = FaxHandler(config, self.store, self.intake)
+
+        http_host, http_port = split_host_port(config.http.listen)
+        app = create_app(config, self.store, self.providers, self.ready)
+        self.http = _EmbeddedUvicorn(
+            uvicorn.Config(
+                app,
+                host=http_host,
+                port=http_port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        self._tasks.append(loop.create_task(self.http.serve(), name="http"))
+        while not self.http.started:
+            if self._tasks[0].done():
+                self._tasks[0].result()  # raises the listen error
+                raise OSError(f"HTTP listener on {config.http.listen} did not start")
+            await asyncio.sleep(0.01)
+        for provider in self.providers.values():
+            await provider.start()
+
+        self.mailer = make_mailer(config.mail, local_hostname=config.smtp.hostname)
+        self.mail_wake = asyncio.Event()
+        self.fax_worker = FaxWorker(config, self.store, self.providers, self.jobs_ready)
+        self.mail_worker = MailWorker(config, self.store, self.mailer, self.mail_wake)
+        self._tasks.append(loop.create_task(self.fax_worker.run(), name="fax-worker"))
+        self._tasks.append(loop.create_task(self.mail_worker.run(), name="mail-worker"))
+        self._tasks.append(loop.create_task(self._housekeeping(), name="housekeeping"))
+
+        smtp_host, smtp_port = split_host_port(config.smtp.listen)
+        self.smtp = await start_smtp_server(config, self.handler, smtp_host, smtp_port)
+        self.ready.set()
+        log.info("faxbridge ready: SMTP %s, HTTP %s", config.smtp.listen, config.http.listen)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            try:
+                removed = await asyncio.to_thread(
+                    self.store.purge, self.config.storage.retention_days
+                )
+                if removed:
+                    log.info("purged %d old smtplog records", removed)
+            except Exception:
+                log.exception("housekeeping failed")
+            await asyncio.sleep(3600)
+
+    async def stop(self) -> None:
+        """Graceful: no new mail, sessions finish, sends in flight are recorded, then exit."""
+        self.ready.clear()
+        if hasattr(self, "smtp"):
+            self.smtp.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.smtp.wait_closed(), SESSION_GRACE_S)
+            await self.handler.drain()
+        if hasattr(self, "fax_worker"):
+            await self.fax_worker.stop()
+            await self.mail_worker.stop()
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        if hasattr(self, "providers"):
+            for provider in self.providers.values():
+                await provider.aclose()
+        if hasattr(self, "http"):
+            self.http.should_exit = True
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "mailer"):
+            await self.mailer.aclose()
+        if hasattr(self, "client"):
+            await self.client.aclose()
+        if self._own_pool and hasattr(self, "pool"):
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if hasattr(self, "store"):
+            self.store.close()
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT."""
+    bridge = Bridge(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await bridge.start()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await bridge.stop()

@@ -1,0 +1,359 @@
+"""Configuration: pydantic models over a YAML file, with ${ENV} interpolation.
+
+Every error names the key path (``faxboxes.0.domains``) so an admin can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bridge.errors import ConfigError
+from bridge.models import CoverPolicy
+
+DEFAULT_CONFIG_NAME = "config.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return value
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _networks(values: list[str]) -> list[str]:
+    for value in values:
+        ipaddress.ip_network(value, strict=False)
+    return values
+
+
+class TLSConfig(_Strict):
+    cert: Path | None = None
+    key: Path | None = None
+    starttls: bool = True
+    require: bool = False
+    implicit_listen: str | None = None
+    min_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
+
+
+class SMTPUser(_Strict):
+    username: str
+    password_hash: str
+    faxboxes: list[str] = ["*"]
+
+
+class AuthConfig(_Strict):
+    required: bool = False
+    plaintext_from: list[str] = []
+    users: list[SMTPUser] = []
+
+    _check_networks = field_validator("plaintext_from")(_networks)
+
+
+class SMTPConfig(_Strict):
+    listen: str = "127.0.0.1:2525"
+    hostname: str = "fax.localhost"
+    max_message_bytes: int = Field(26_214_400, gt=0)
+    max_recipients: int = Field(50, gt=0)
+    timeout_s: float = Field(300, gt=0)
+    trusted_networks: list[str] = []
+    tls: TLSConfig = TLSConfig()
+    auth: AuthConfig = AuthConfig()
+
+    _check_listen = field_validator("listen")(_host_port)
+    _check_networks = field_validator("trusted_networks")(_networks)
+
+
+class WorkerConfig(_Strict):
+    concurrency: int = Field(8, gt=0)
+    max_attempts: int = Field(5, gt=0)
+    backoff_s: float = Field(30, ge=0)
+    max_backoff_s: float = Field(1800, ge=0)
+    lease_s: float = Field(300, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+
+
+class HTTPConfig(_Strict):
+    listen: str = "127.0.0.1:8025"
+    public_url: str = "http://127.0.0.1:8025"
+    api_tokens: list[str] = []
+
+    _check_listen = field_validator("listen")(_host_port)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class StorageConfig(_Strict):
+    url: str = "sqlite:///./var/faxbridge.db"
+    data_dir: Path = Path("./var")
+    retention_days: int = Field(30, gt=0)
+
+
+class RelayConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 30
+
+
+class MailConfig(_Strict):
+    from_: str = Field("Fax Bridge <fax-noreply@example.com>", alias="from")
+    transport: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path = Path("./var/mail")
+    smtp: RelayConfig = RelayConfig()
+    max_attempts: int = Field(10, gt=0)
+    backoff_s: float = Field(30, ge=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _ProviderBase(_Strict):
+    base_url: str | None = None
+    status_poll_s: float = Field(60, gt=0)
+    timeout_s: float = Field(30, gt=0)
+    callback_token: str | None = None
+
+
+class SimulatorConfig(_ProviderBase):
+    type: Literal["simulator"]
+    delay_s: float = Field(2, ge=0)
+
+
+class HelloFaxConfig(_ProviderBase):
+    type: Literal["hellofax"]
+    username: str
+    password: str
+    account_guid: str
+
+
+class FaxPlusConfig(_ProviderBase):
+    type: Literal["faxplus"]
+    access_token: str
+    user_id: str = "self"
+    client_id: str | None = None
+
+
+class KazooConfig(_ProviderBase):
+    type: Literal["kazoo"]
+    account_id: str
+    auth_token: str | None = None
+    api_key: str | None = None
+
+
+class DropboxSignConfig(_ProviderBase):
+    type: Literal["dropboxsign"]
+    api_key: str
+    test_mode: bool = False
+
+
+class MFaxConfig(_ProviderBase):
+    type: Literal["mfax"]
+    api_key: str
+
+
+ProviderConfig = Annotated[
+    SimulatorConfig
+    | HelloFaxConfig
+    | FaxPlusConfig
+    | KazooConfig
+    | DropboxSignConfig
+    | MFaxConfig,
+    Field(discriminator="type"),
+]
+
+
+class RateLimit(_Strict):
+    per_sender_per_hour: int = Field(0, ge=0)
+    per_faxbox_per_hour: int = Field(0, ge=0)
+
+
+class ReportsConfig(_Strict):
+    to_sender: bool = True
+    cc: list[str] = []
+    attach_fax: bool = True
+
+
+class InboundConfig(_Strict):
+    numbers: list[str] = []
+    email_to: list[str] = []
+    format: Literal["pdf", "tiff"] = "pdf"
+
+
+class FaxboxConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    domains: list[str] = Field(min_length=1)
+    provider: str
+    caller_id: str | None = None
+    default_region: str = "US"
+    allowed_senders: list[str] = ["*"]
+    allowed_countries: list[int] | None = None  # None: the default region's country code
+    allow_premium: bool = False
+    cover_page: CoverPolicy = CoverPolicy.AUTO
+    ignore_body_patterns: list[str] = []
+    max_pages: int = Field(200, gt=0)
+    rate_limit: RateLimit = RateLimit()
+    admin: str | None = None
+    reports: ReportsConfig = ReportsConfig()
+    inbound: InboundConfig = InboundConfig()
+
+    @field_validator("domains")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        return [d.strip().lower().rstrip(".") for d in value]
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phonenumbers knows (ISO 3166 code)")
+        return region
+
+    @field_validator("ignore_body_patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+        return value
+
+
+class Config(_Strict):
+    smtp: SMTPConfig = SMTPConfig()
+    worker: WorkerConfig = WorkerConfig()
+    http: HTTPConfig = HTTPConfig()
+    storage: StorageConfig = StorageConfig()
+    mail: MailConfig = MailConfig()
+    providers: dict[str, ProviderConfig] = {}
+    faxboxes: list[FaxboxConfig] = []
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        seen_domains: dict[str, str] = {}
+        names: set[str] = set()
+        for index, box in enumerate(self.faxboxes):
+            if box.name in names:
+                raise ValueError(f"faxboxes.{index}.name: {box.name!r} is used twice")
+            names.add(box.name)
+            if box.provider not in self.providers:
+                known = ", ".join(sorted(self.providers)) or "none"
+                raise ValueError(
+                    f"faxboxes.{index}.provider: {box.provider!r} is not under providers: "
+                    f"(configured: {known})"
+                )
+            for domain in box.domains:
+                if domain in seen_domains:
+                    raise ValueError(
+                        f"faxboxes.{index}.domains: {domain!r} already belongs to faxbox "
+                        f"{seen_domains[domain]!r}"
+                    )
+                seen_domains[domain] = box.name
+        return self
+
+    def faxbox(self, name: str) -> FaxboxConfig:
+        for box in self.faxboxes:
+            if box.name == name:
+                return box
+        raise KeyError(name)
+
+    def faxbox_for_domain(self, domain: str) -> FaxboxConfig | None:
+        domain = domain.lower().rstrip(".")
+        for box in self.faxboxes:
+            if domain in box.domains:
+                return box
+        return None
+
+
+def _interpolate(node: Any, path: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}.{i}") for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{path}: environment variable {name} is not set (the config refers to "
+                    f"${{{name}}})."
+                )
+            return os.environ[name]
+
+        return _ENV_REF.sub(replace, node)
+    return node
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{location}: {message}" if location else message)
+    return f"{source} is not a valid faxbridge configuration: " + "; ".join(problems) + "."
+
+
+def parse_config(data: Any, source: str = "the configuration") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a YAML mapping of sections (smtp:, faxboxes: …).")
+    try:
+        return Config.model_validate(_interpolate(data, ""))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
+    if path:
+        return Path(path)
+    if env := os.environ.get("FAXBRIDGE_CONFIG"):
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the config from -c, else $FAXBRIDGE_CONFIG, else ./config.yaml."""
+    resolved = resolve_config_path(path)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"No configuration file at {resolved}. Pass -c FILE, set FAXBRIDGE_CONFIG, or copy "
+            "config.example.yaml to config.yaml."
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the config file {resolved}: {exc.strerror}.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{resolved} is not valid YAML: {exc}".rstrip(".") + ".") from exc
+    return parse_config(data, str(resolved))

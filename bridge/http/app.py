@@ -1,0 +1,75 @@
+"""The HTTP side (FastAPI): provider callbacks and health checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from bridge.config import Config
+from bridge.errors import CallbackError, ProviderError, StorageError
+from bridge.events import apply_status, record_inbound
+from bridge.http.callbacks import to_callback_request
+from bridge.providers.base import FaxProvider
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    config: Config,
+    store: Store,
+    providers: dict[str, FaxProvider[Any]],
+    ready: asyncio.Event | None = None,
+) -> FastAPI:
+    app = FastAPI(title="faxbridge", version="0.1.0")
+    listeners_up = ready or asyncio.Event()
+
+    @app.post("/callbacks/{provider_name}")
+    async def callback(provider_name: str, request: Request) -> Response:
+        provider = providers.get(provider_name)
+        if provider is None:
+            return JSONResponse({"error": f"no provider {provider_name!r}"}, status_code=404)
+        incoming = await to_callback_request(request)
+        try:
+            result = await provider.parse_callback(incoming)
+        except CallbackError as exc:
+            log.warning("callback for %s refused: %s", provider_name, exc)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+        try:
+            known = True
+            for update in result.updates:
+                found = await apply_status(store, provider_name, update, "callback")
+                known = known and (found or await _job_known(store, provider_name, update))
+            for inbound in result.inbound:
+                await record_inbound(config, store, provider, inbound)
+        except StorageError as exc:
+            log.error("callback for %s not stored: %s", provider_name, exc)
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        except ProviderError as exc:
+            log.error("callback for %s: cannot fetch the document: %s", provider_name, exc)
+            return JSONResponse({"error": "document not available yet"}, status_code=503)
+        if not known:
+            # Ask the provider to try again later: the send may not be recorded yet.
+            return JSONResponse({"error": "unknown fax"}, status_code=404)
+        return PlainTextResponse(result.reply_body)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        store_ok = await asyncio.to_thread(store.db.ping)
+        ok = store_ok and listeners_up.is_set()
+        body = {"store": store_ok, "listeners": listeners_up.is_set()}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return app
+
+
+async def _job_known(store: Store, provider: str, update: Any) -> bool:
+    return await asyncio.to_thread(store.jobs.find, provider, update) is not None

@@ -1,0 +1,128 @@
+"""The one interface every fax provider implements (modelled on httpx's transports).
+
+An adapter turns our `OutboundFax` into the provider's API calls and the provider's callbacks
+back into `StatusUpdate`/`InboundFax` values. Nothing outside an adapter's module knows which
+provider it talks to.
+"""
+
+from __future__ import annotations
+
+import hmac
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Generic, TypeVar
+from urllib.parse import urlencode
+
+import httpx
+
+from bridge.config import _ProviderBase
+from bridge.errors import CallbackAuthError
+from bridge.models import (
+    CallbackRequest,
+    CallbackResult,
+    InboundFax,
+    OutboundFax,
+    SendResult,
+    StatusUpdate,
+)
+
+ConfigT = TypeVar("ConfigT", bound=_ProviderBase)
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What an adapter may know about the bridge around it."""
+
+    public_url: str  # base of the callback URLs, e.g. http://127.0.0.1:8025
+    data_dir: Path
+    inbound_numbers: frozenset[str] = field(default_factory=frozenset)
+
+
+class FaxProvider(ABC, Generic[ConfigT]):
+    """Base class of all adapters.
+
+    Contract:
+    - `send` either returns a `SendResult` (the provider accepted the fax) or raises
+      `TransientProviderError` (try again later) / `PermanentProviderError` (give up).
+    - `status` asks the provider about one fax; `None` means the provider no longer knows it
+      (not a failure by itself: some delete finished faxes).
+    - `parse_callback` authenticates and parses one HTTP callback; forged ones raise
+      `CallbackAuthError` and change nothing.
+    - `fetch_document` returns the PDF (or TIFF) of an inbound fax.
+    """
+
+    type: ClassVar[str]
+
+    def __init__(
+        self, name: str, config: ConfigT, client: httpx.AsyncClient, context: ProviderContext
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.client = client
+        self.context = context
+
+    # -- the interface -------------------------------------------------------------------
+    @abstractmethod
+    async def send(self, fax: OutboundFax) -> SendResult: ...
+
+    @abstractmethod
+    async def status(self, provider_fax_id: str) -> StatusUpdate | None: ...
+
+    @abstractmethod
+    async def parse_callback(self, request: CallbackRequest) -> CallbackResult: ...
+
+    @abstractmethod
+    async def fetch_document(self, fax: InboundFax) -> bytes: ...
+
+    async def check(self) -> str:
+        """Make one harmless authenticated call; return what it showed."""
+        return "nothing to check"
+
+    async def setup(self) -> list[str]:
+        """Register the bridge's callback URLs where the API allows it; else say how."""
+        return [f"Set the provider's callback URL to {self.callback_url()}"]
+
+    async def start(self) -> None:
+        """Called once the bridge's HTTP listener is up."""
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (not the injected client: its owner closes it)."""
+
+    # -- shared helpers ------------------------------------------------------------------
+    @property
+    def callback_token(self) -> str | None:
+        return self.config.callback_token
+
+    def callback_url(self, **params: str) -> str:
+        query = dict(params)
+        if self.callback_token:
+            query["token"] = self.callback_token
+        suffix = f"?{urlencode(query)}" if query else ""
+        return f"{self.context.public_url}/callbacks/{self.name}{suffix}"
+
+    def verify_callback_token(self, request: CallbackRequest) -> None:
+        """Authenticate a callback by the `token` query parameter of its URL."""
+        expected = self.callback_token
+        given = request.query.get("token")
+        if not expected:
+            raise CallbackAuthError(
+                f"provider {self.name!r} has no callback_token configured, so its callbacks "
+                "cannot be authenticated"
+            )
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise CallbackAuthError("callback token missing or wrong")
+
+
+def transmitted_pdf(fax: OutboundFax) -> bytes:
+    """The document as the receiver will see it: our cover page (if any) then the pages.
+
+    For providers without native cover fields. Blocking (file I/O, PDF merge): call it
+    through `asyncio.to_thread`.
+    """
+    from bridge.documents import merge_pdfs
+
+    document = fax.document.read_bytes()
+    if fax.cover_pdf is None:
+        return document
+    return merge_pdfs([fax.cover_pdf.read_bytes(), document])

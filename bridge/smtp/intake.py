@@ -1,0 +1,185 @@
+"""After DATA: message → documents → files → one transaction → the 250 (or a refusal).
+
+CPU work (MIME, PDF, images, cover pages) runs in a process pool; disk and database work in
+threads. The 250 is only returned after the raw message, the document, every cover page and
+the database rows are durably written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+
+from bridge.config import Config, FaxboxConfig
+from bridge.documents import DocumentOptions, PreparedDocument, prepare_document, render_cover
+from bridge.errors import DocumentError, StorageError
+from bridge.models import CoverNote, Outcome
+from bridge.numbers import format_for_people
+from bridge.smtp.policy import AUTO_SUBMITTED_REPLY, STORAGE_REPLY, Recipient
+from bridge.store import Attempt, NewJob, Store, new_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    reply: str
+    job_ids: list[str]
+
+
+def document_options(faxbox: FaxboxConfig) -> DocumentOptions:
+    return DocumentOptions(
+        cover_policy=faxbox.cover_page,
+        ignore_body_patterns=tuple(faxbox.ignore_body_patterns),
+        max_pages=faxbox.max_pages,
+    )
+
+
+def auto_submitted(raw: bytes) -> str | None:
+    """The Auto-Submitted value unless it is `no`: such mail is never faxed (no loops)."""
+    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+    value = str(headers.get("Auto-Submitted", "") or "").strip().lower()
+    return value if value and value != "no" else None
+
+
+class Intake:
+    def __init__(self, config: Config, store: Store, pool: Executor) -> None:
+        self.config = config
+        self.store = store
+        self.pool = pool
+        self.jobs_ready = asyncio.Event()
+
+    async def _in_pool(self, func: object, *args: object) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, func, *args)  # type: ignore[arg-type]
+
+    async def accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
+        """Turn one message into jobs; return the final SMTP reply. Records the attempt."""
+        attempt.size = len(raw)
+        try:
+            reply = await self._accept(attempt, raw, recipients)
+        except StorageError as exc:
+            log.error("%s storage failed: %s", attempt.id, exc)
+            attempt.fax_ids = []
+            reply = attempt.refuse(STORAGE_REPLY, f"storage unavailable: {exc}")
+            attempt.outcome = Outcome.REJECTED
+            await self._log_quietly(attempt)
+            return reply
+        return reply
+
+    async def _accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
+        raw_path = f"messages/{attempt.created:%Y/%m/%d}/{attempt.id}.eml"
+        attempt.raw_path = await asyncio.to_thread(self.store.db.write_file, raw_path, raw)
+        if why := auto_submitted(raw):
+            attempt.outcome = Outcome.REJECTED
+            reply = attempt.refuse(AUTO_SUBMITTED_REPLY, f"Auto-Submitted: {why}")
+            await self._log_quietly(attempt)
+            return reply
+
+        faxboxes = {r.faxbox.name: r.faxbox for r in recipients}
+        prepared: dict[str, PreparedDocument] = {}
+        try:
+            for name, faxbox in faxboxes.items():
+                result = await self._in_pool(prepare_document, raw, document_options(faxbox))
+                assert isinstance(result, PreparedDocument)
+                prepared[name] = result
+        except DocumentError as exc:
+            attempt.attachments = exc.attachments
+            attempt.outcome = Outcome.REJECTED
+            reply = attempt.refuse(exc.reply)
+            await self._log_quietly(attempt)
+            return reply
+
+        first = prepared[recipients[0].faxbox.name]
+        message = first.message
+        attempt.header_from = (
+            f"{message.from_name} <{message.from_address}>"
+            if message.from_name
+            else message.from_address
+        ) or None
+        attempt.message_id = message.message_id
+        attempt.subject = message.subject
+        attempt.attachments = [a.as_dict() for a in first.attachments]
+        attempt.pages = first.pages + (1 if first.wants_cover else 0)
+        attempt.faxbox = recipients[0].faxbox.name
+
+        documents: dict[str, str] = {}
+        for name, doc in prepared.items():
+            documents[name] = await asyncio.to_thread(
+                self.store.db.write_file, f"documents/{attempt.id}-{name}.pdf", doc.pdf
+            )
+        jobs = [
+            await self._job(attempt, r, prepared[r.faxbox.name], documents[r.faxbox.name])
+            for r in recipients
+        ]
+        attempt.fax_ids = [job.id for job in jobs]
+        attempt.outcome = Outcome.ACCEPTED
+        attempt.reply = f"250 2.0.0 Queued as {attempt.id} (fax {', '.join(attempt.fax_ids)})"
+        attempt.finished = datetime.now(UTC)
+        await asyncio.to_thread(self.store.accept, attempt, jobs)
+        self.jobs_ready.set()
+        log.info("%s accepted: %d fax job(s), %s pages", attempt.id, len(jobs), attempt.pages)
+        return attempt.reply
+
+    async def _job(
+        self, attempt: Attempt, recipient: Recipient, doc: PreparedDocument, document_path: str
+    ) -> NewJob:
+        job_id = new_id()
+        faxbox = recipient.faxbox
+        total = doc.pages + (1 if doc.wants_cover else 0)
+        cover_path = None
+        cover_data = None
+        if doc.wants_cover:
+            message = doc.message
+            note = CoverNote(
+                to_name=message.to_names.get(recipient.address.strip("<>").lower(), ""),
+                to_number=format_for_people(recipient.e164),
+                from_name=message.from_name or message.from_address or (attempt.mail_from or ""),
+                from_number=format_for_people(faxbox.caller_id) if faxbox.caller_id else "",
+                subject=doc.cover_subject,
+                notes=doc.cover_notes,
+                date=attempt.created,
+                pages=total,
+            )
+            pdf = await self._in_pool(render_cover, note)
+            assert isinstance(pdf, bytes)
+            cover_path = await asyncio.to_thread(
+                self.store.db.write_file, f"covers/{job_id}.pdf", pdf
+            )
+            cover_data = {
+                "to_name": note.to_name,
+                "to_number": note.to_number,
+                "from_name": note.from_name,
+                "from_number": note.from_number,
+                "subject": note.subject,
+                "notes": note.notes,
+                "date": note.date.isoformat(),
+                "pages": note.pages,
+            }
+        return NewJob(
+            id=job_id,
+            faxbox=faxbox.name,
+            provider=faxbox.provider,
+            sender=attempt.mail_from or "",
+            address=recipient.address,
+            to_number=recipient.e164,
+            to_name=doc.message.to_names.get(recipient.address.strip("<>").lower(), ""),
+            original_number=recipient.local_part,
+            caller_id=faxbox.caller_id,
+            pages=total,
+            document_pages=doc.pages,
+            document_path=document_path,
+            cover_path=cover_path,
+            cover=cover_data,
+        )
+
+    async def _log_quietly(self, attempt: Attempt) -> None:
+        try:
+            await asyncio.to_thread(self.store.smtplog.insert, replace(attempt))
+        except StorageError as exc:
+            log.error("%s could not be logged: %s", attempt.id, exc)

@@ -1,0 +1,118 @@
+"""Who may fax where: the RCPT-time decisions, as pure functions returning SMTP replies.
+
+Deciding at RCPT (not after DATA) means a refused sender never uploads a 20 MB scan for
+nothing, and a client learns about each bad recipient separately.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from bridge.config import Config, FaxboxConfig
+from bridge.numbers import NumberError, destination_allowed, parse_number
+
+NULL_SENDER_REPLY = "550 5.7.1 Mail from the null sender is not faxed"
+AUTO_SUBMITTED_REPLY = "550 5.7.1 Automatic replies are not faxed"
+TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
+STORAGE_REPLY = "451 4.3.0 Temporary local problem, please try again later"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An accepted RCPT: where the fax goes and through which faxbox."""
+
+    address: str
+    local_part: str
+    faxbox: FaxboxConfig
+    e164: str
+
+
+@dataclass(frozen=True)
+class RcptDecision:
+    reply: str
+    recipient: Recipient | None = None
+    faxbox: str | None = None
+    original_number: str | None = None
+    translated_number: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.recipient is not None
+
+    def log_entry(self, address: str) -> dict[str, object]:
+        """The smtplog `recipients` entry."""
+        return {
+            "address": address,
+            "original_number": self.original_number,
+            "translated_number": self.translated_number,
+            "faxbox": self.faxbox,
+            "accepted": self.accepted,
+            "reply": self.reply,
+        }
+
+
+def is_null_sender(sender: str | None) -> bool:
+    return sender is None or sender.strip() in ("", "<>")
+
+
+def sender_allowed(sender: str, faxbox: FaxboxConfig) -> bool:
+    address = sender.strip().lower()
+    return any(fnmatch.fnmatchcase(address, glob.lower()) for glob in faxbox.allowed_senders)
+
+
+def split_address(address: str) -> tuple[str, str] | None:
+    """`local@domain` → (local, domain); None for anything else (routes, no @, empty parts)."""
+    text = address.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    if not text or text.startswith("@") or ":" in text:
+        return None  # source routes like @a,@b:user@c are never relayed
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    return local, domain.lower().rstrip(".")
+
+
+def decide_recipient(
+    config: Config, sender: str | None, address: str, accepted_so_far: int
+) -> RcptDecision:
+    if accepted_so_far >= config.smtp.max_recipients:
+        return RcptDecision(TOO_MANY_RECIPIENTS_REPLY)
+    if is_null_sender(sender):
+        return RcptDecision(NULL_SENDER_REPLY)
+    assert sender is not None
+    parts = split_address(address)
+    if parts is None:
+        return RcptDecision(f'550 5.1.3 "{address}" is not a valid fax address')
+    local, domain = parts
+    faxbox = config.faxbox_for_domain(domain)
+    if faxbox is None:
+        return RcptDecision(f"550 5.7.1 Relaying denied: {domain} is not a fax domain here")
+    if not sender_allowed(sender, faxbox):
+        return RcptDecision(
+            f"550 5.7.1 {sender} may not send faxes through faxbox {faxbox.name}",
+            faxbox=faxbox.name,
+        )
+    try:
+        destination = parse_number(local, faxbox.default_region)
+    except NumberError:
+        return RcptDecision(
+            f'550 5.1.3 "{local}" is not a valid fax number',
+            faxbox=faxbox.name,
+            original_number=local,
+        )
+    if not destination_allowed(destination, faxbox):
+        return RcptDecision(
+            f"550 5.7.1 Faxing to {destination.e164} is not allowed for faxbox {faxbox.name}",
+            faxbox=faxbox.name,
+            original_number=local,
+            translated_number=destination.e164,
+        )
+    return RcptDecision(
+        f"250 2.1.5 Recipient OK, fax to {destination.e164}",
+        recipient=Recipient(address, local, faxbox, destination.e164),
+        faxbox=faxbox.name,
+        original_number=local,
+        translated_number=destination.e164,
+    )

@@ -1,0 +1,243 @@
+"""The SMTP listener: aiosmtpd's protocol with our hooks, created in the app's own loop.
+
+`FaxSMTP` (one per connection) owns the attempt being built; `FaxHandler` answers the hooks.
+Every reply passes through `FaxSMTP.push`, so aiosmtpd's own refusals (size, sequence) are
+worded like ours and land in the smtplog too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bridge.config import Config
+from bridge.errors import StorageError
+from bridge.models import Outcome
+from bridge.smtp.intake import Intake
+from bridge.smtp.policy import STORAGE_REPLY, Recipient, decide_recipient
+from bridge.store import Attempt, Store, new_id
+
+log = logging.getLogger(__name__)
+
+
+class FaxSMTP(SMTP):
+    """One SMTP connection; tracks the transaction so every attempt is logged once."""
+
+    def __init__(self, handler: FaxHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.fax_handler = handler
+        self.session_id = new_id()
+        self.attempt: Attempt | None = None
+        self.recipients: list[Recipient] = []
+        self.pre_mail_refusals: list[str] = []
+        self.had_mail = False
+        self.raw_rcpt: str | None = None
+        self.size_reply = (
+            f"552 5.3.4 Message exceeds the size limit of {handler.config.smtp.max_message_bytes}"
+            " bytes"
+        )
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        # Keep the address as the client wrote it: aiosmtpd's parser drops "(212)" as an
+        # RFC 5322 comment and strips source routes, both of which we must see.
+        self.raw_rcpt = raw_rcpt_address(arg)
+        await super().smtp_RCPT(arg)
+
+    # -- every reply ---------------------------------------------------------------------
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else str(status)
+        if text.startswith("552 Error:"):  # aiosmtpd's size refusals (SIZE= and DATA)
+            text = self.size_reply
+        if text[:1] in ("4", "5") and not text.startswith("421"):
+            self._note_refusal(text)
+        await super().push(text)
+
+    def _note_refusal(self, reply: str) -> None:
+        if self.attempt is None:
+            if not self.had_mail:
+                self.pre_mail_refusals.append(reply)
+            return
+        if reply == self.size_reply:
+            # aiosmtpd refused DATA itself: the transaction is over.
+            self.attempt.refuse(reply)
+            self.end_transaction(Outcome.REJECTED)
+        elif not self.attempt.reply or self.attempt.reply != reply:
+            # RCPT refusals are noted by the handler; this catches the protocol's own.
+            if not any(r.get("reply") == reply for r in self.attempt.recipients):
+                self.attempt.refuse(reply)
+
+    # -- transaction lifecycle -----------------------------------------------------------
+    def begin_transaction(self, session: Session, mail_from: str) -> Attempt:
+        self.had_mail = True
+        self.attempt = Attempt(
+            session_id=self.session_id,
+            peer=_peer(session),
+            helo=session.host_name,
+            tls=self.tls_version(),
+            auth_user=_auth_user(session),
+            mail_from=mail_from,
+        )
+        self.recipients = []
+        return self.attempt
+
+    def end_transaction(self, outcome: Outcome | None = None) -> None:
+        """Log the open attempt unless DATA already did; forget it."""
+        attempt, self.attempt = self.attempt, None
+        self.recipients = []
+        if attempt is None:
+            return
+        if outcome is None:
+            accepted = any(r.get("accepted") for r in attempt.recipients)
+            outcome = Outcome.ABORTED if accepted or not attempt.errors else Outcome.REJECTED
+        attempt.outcome = outcome
+        if outcome is Outcome.ABORTED and attempt.error is None:
+            attempt.error = "the client ended the transaction before sending the message"
+        self.fax_handler.log_later(attempt)
+
+    def tls_version(self) -> str | None:
+        if self.transport is None:
+            return None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        return ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.end_transaction()
+        if not self.had_mail and self.pre_mail_refusals:
+            attempt = Attempt(
+                session_id=self.session_id,
+                peer=_peer(self.session) if self.session else None,
+                helo=self.session.host_name if self.session else None,
+                outcome=Outcome.REJECTED,
+            )
+            for reply in self.pre_mail_refusals:
+                attempt.refuse(reply)
+            self.fax_handler.log_later(attempt)
+        super().connection_lost(error)
+
+
+def raw_rcpt_address(arg: str | None) -> str | None:
+    """`TO:<addr> PARAMS` → `addr` exactly as sent (None when it has no angle brackets)."""
+    if not arg:
+        return None
+    text = arg.strip()
+    if text[:3].upper() == "TO:":
+        text = text[3:].strip()
+    if not text.startswith("<"):
+        return None
+    end = text.find(">")
+    return text[1:end] if end > 0 else None
+
+
+def _peer(session: Session) -> str | None:
+    peer = session.peer
+    if isinstance(peer, tuple | list) and peer:
+        return str(peer[0])
+    return str(peer) if peer else None
+
+
+def _auth_user(session: Session) -> str | None:
+    data = session.auth_data
+    if data is None:
+        return None
+    login = getattr(data, "login", data)
+    return login.decode() if isinstance(login, bytes) else str(login)
+
+
+class FaxHandler:
+    """aiosmtpd handler hooks; each returns the reply line to send."""
+
+    def __init__(self, config: Config, store: Store, intake: Intake) -> None:
+        self.config = config
+        self.store = store
+        self.intake = intake
+        self._log_tasks: set[asyncio.Task[None]] = set()
+
+    async def handle_MAIL(
+        self, server: FaxSMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        server.end_transaction()  # a stale, unlogged transaction (should not happen)
+        server.begin_transaction(session, address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self, server: FaxSMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        attempt = server.attempt
+        assert attempt is not None  # aiosmtpd refuses RCPT before MAIL
+        address = server.raw_rcpt or address
+        accepted = len(server.recipients)
+        decision = decide_recipient(self.config, envelope.mail_from, address, accepted)
+        attempt.recipients.append(decision.log_entry(address))
+        if decision.recipient is None:
+            attempt.refuse(decision.reply)
+            return decision.reply
+        server.recipients.append(decision.recipient)
+        attempt.faxbox = attempt.faxbox or decision.faxbox
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return decision.reply
+
+    async def handle_DATA(self, server: FaxSMTP, session: Session, envelope: Envelope) -> str:
+        attempt, recipients = server.attempt, list(server.recipients)
+        assert attempt is not None
+        server.attempt = None  # the intake logs it from here on
+        server.recipients = []
+        raw = envelope.original_content or b""
+        try:
+            return await self.intake.accept(attempt, raw, recipients)
+        except Exception:
+            log.exception("%s failed while taking in the message", attempt.id)
+            attempt.outcome = Outcome.REJECTED
+            reply = attempt.refuse(STORAGE_REPLY, "internal error while taking in the message")
+            self.log_later(attempt)
+            return reply
+
+    async def handle_RSET(self, server: FaxSMTP, session: Session, envelope: Envelope) -> str:
+        server.end_transaction()
+        return "250 2.0.0 Reset OK"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("SMTP session error", exc_info=error)
+        return STORAGE_REPLY
+
+    # -- logging attempts that end outside DATA ------------------------------------------
+    def log_later(self, attempt: Attempt) -> None:
+        task = asyncio.get_running_loop().create_task(self._log(attempt))
+        self._log_tasks.add(task)
+        task.add_done_callback(self._log_tasks.discard)
+
+    async def _log(self, attempt: Attempt) -> None:
+        try:
+            await asyncio.to_thread(self.store.smtplog.insert, attempt)
+        except StorageError as exc:
+            log.error("%s could not be logged: %s", attempt.id, exc)
+
+    async def drain(self) -> None:
+        if self._log_tasks:
+            await asyncio.gather(*self._log_tasks, return_exceptions=True)
+
+
+async def start_smtp_server(
+    config: Config, handler: FaxHandler, host: str, port: int
+) -> asyncio.Server:
+    """Listen in the running loop (aiosmtpd's threaded Controller is for tests only)."""
+    loop = asyncio.get_running_loop()
+    smtp = config.smtp
+
+    def factory() -> FaxSMTP:
+        return FaxSMTP(
+            handler,
+            hostname=smtp.hostname,
+            ident="faxbridge ESMTP",
+            data_size_limit=smtp.max_message_bytes,
+            timeout=smtp.timeout_s,
+            loop=loop,
+        )
+
+    return await loop.create_server(factory, host=host, port=port)

@@ -1,0 +1,46 @@
+"""Durable state: the smtplog, fax jobs, inbound faxes and the mail outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from bridge.store.db import Database, new_id, utcnow
+from bridge.store.inbound import Inbound
+from bridge.store.jobs import Jobs, NewJob
+from bridge.store.outbox import Outbox
+from bridge.store.smtplog import Attempt, SmtpLog
+
+__all__ = ["Attempt", "Database", "NewJob", "Store", "new_id", "utcnow"]
+
+
+class Store:
+    """One handle on every table; built once per process."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        self.db = Database(url, data_dir)
+        self.smtplog = SmtpLog(self.db)
+        self.jobs = Jobs(self.db)
+        self.inbound = Inbound(self.db)
+        self.outbox = Outbox(self.db)
+
+    def create_schema(self) -> None:
+        self.db.create_schema()
+
+    def accept(self, attempt: Attempt, jobs: list[NewJob]) -> None:
+        """The one transaction behind a 250: the attempt and all its jobs, or nothing."""
+        with self.db.begin() as conn:
+            self.smtplog.insert(attempt, conn)
+            self.jobs.insert_many(conn, attempt.id, jobs)
+
+    def purge(self, retention_days: int) -> int:
+        """Forget attempts older than the retention period (and their raw messages)."""
+        cutoff = utcnow() - timedelta(days=retention_days)
+        with self.db.begin() as conn:
+            paths = self.smtplog.purge(cutoff, conn)
+        for relative in paths:
+            self.db.path(relative).unlink(missing_ok=True)
+        return len(paths)
+
+    def close(self) -> None:
+        self.db.dispose()

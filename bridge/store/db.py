@@ -1,0 +1,134 @@
+"""The database handle: engine setup for SQLite (WAL, durable) and PostgreSQL, and ids.
+
+Every store method is synchronous and short; async code calls them through `asyncio.to_thread`
+so the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.errors import StorageError
+from bridge.store.schema import metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Sortable, unguessable id: milliseconds in hex + 24 random bits."""
+    return f"{int(time.time() * 1000):011x}{secrets.token_hex(3)}"
+
+
+def _sqlite_url(url: str) -> str:
+    return url.replace("sqlite:///", "sqlite+pysqlite:///", 1) if url.startswith("sqlite:") else url
+
+
+def _postgres_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            _sqlite_url(url), connect_args={"timeout": 30, "check_same_thread": False}
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # a 250 must survive a power cut
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Take the write lock up front: two workers never claim the same job.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(_postgres_url(url), pool_pre_ping=True, pool_size=10)
+
+
+class Database:
+    """An engine plus the data directory for the files rows point at."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.data_dir = Path(data_dir)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    def create_schema(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot prepare the database: {exc}") from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction; any database error becomes `StorageError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(str(exc).splitlines()[0]) from exc
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- files under data_dir ------------------------------------------------------------
+    def write_file(self, relative: str, data: bytes) -> str:
+        """Write durably (fsync file and directory) and return the relative path."""
+        path = self.data_dir / relative
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
+        return relative
+
+    def path(self, relative: str) -> Path:
+        return self.data_dir / relative
+
+    def read_file(self, relative: str) -> bytes:
+        return (self.data_dir / relative).read_bytes()

@@ -1,0 +1,353 @@
+"""Fax jobs and their status history: claim with a lease, never move backwards.
+
+Every write that changes a job's status also appends to `job_events`, and a final status
+enqueues the delivery report in the same transaction, so a report is neither lost nor doubled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.models import FailureReason, JobStatus, StatusUpdate
+from bridge.store import outbox
+from bridge.store.db import Database, utcnow
+from bridge.store.schema import fax_jobs, job_events
+
+IN_FLIGHT = (JobStatus.SUBMITTED.value, JobStatus.SENDING.value)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: str
+    faxbox: str
+    provider: str
+    sender: str
+    address: str
+    to_number: str
+    to_name: str
+    original_number: str
+    caller_id: str | None
+    pages: int  # cover included
+    document_pages: int
+    document_path: str
+    cover_path: str | None
+    cover: dict[str, Any] | None
+
+
+def job_record(row: sa.Row[Any] | dict[str, Any]) -> dict[str, Any]:
+    """A job as the CLI and API show it (DESIGN.md §6 keys first)."""
+    data = dict(row._mapping) if isinstance(row, sa.Row) else dict(row)
+    return {
+        "id": data["id"],
+        "attempt_id": data["attempt_id"],
+        "faxbox": data["faxbox"],
+        "to": data["to_number"],
+        "to_name": data["to_name"],
+        "status": data["status"],
+        "reason": data["reason"],
+        "provider": data["provider"],
+        "provider_fax_id": data["provider_fax_id"],
+        "provider_code": data["provider_code"],
+        "provider_text": data["provider_text"],
+        "attempts": data["attempts"],
+        "pages": data["pages"],
+        "sender": data["sender"],
+        "created": data["created"],
+        "updated": data["updated"],
+        "finished": data["finished_at"],
+    }
+
+
+def _event(conn: sa.Connection, job_id: str, status: str, detail: str, at: datetime) -> None:
+    conn.execute(job_events.insert().values(job_id=job_id, at=at, status=status, detail=detail))
+
+
+class Jobs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- creation ------------------------------------------------------------------------
+    def insert_many(self, conn: sa.Connection, attempt_id: str, jobs: list[NewJob]) -> None:
+        now = utcnow()
+        for job in jobs:
+            conn.execute(
+                fax_jobs.insert().values(
+                    attempt_id=attempt_id,
+                    status=JobStatus.QUEUED.value,
+                    attempts=0,
+                    round=0,
+                    next_attempt_at=now,
+                    created=now,
+                    updated=now,
+                    **job.__dict__,
+                )
+            )
+            _event(conn, job.id, JobStatus.QUEUED.value, "accepted by SMTP", now)
+
+    # -- the worker's side ---------------------------------------------------------------
+    def claim_due(self, owner: str, limit: int, lease_s: float) -> list[sa.Row[Any]]:
+        """Lease up to `limit` jobs that are due, plus sends orphaned by a crash."""
+        now = utcnow()
+        due = sa.or_(
+            sa.and_(fax_jobs.c.status == JobStatus.QUEUED.value, fax_jobs.c.next_attempt_at <= now),
+            sa.and_(fax_jobs.c.status == JobStatus.SUBMITTING.value, fax_jobs.c.lease_until < now),
+        )
+        pick = sa.select(fax_jobs.c.id).where(due).order_by(fax_jobs.c.next_attempt_at)
+        pick = pick.limit(limit)
+        if self.db.is_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        with self.db.begin() as conn:
+            ids = list(conn.execute(pick).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id.in_(ids))
+                .values(
+                    status=JobStatus.SUBMITTING.value,
+                    attempts=fax_jobs.c.attempts + 1,
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_s),
+                    updated=now,
+                )
+            )
+            rows = list(conn.execute(fax_jobs.select().where(fax_jobs.c.id.in_(ids))).fetchall())
+            for row in rows:
+                _event(conn, row.id, JobStatus.SUBMITTING.value, f"attempt {row.attempts}", now)
+        return rows
+
+    def record_submitted(
+        self, job_id: str, provider_fax_id: str, detail: str, poll_after_s: float
+    ) -> None:
+        now = utcnow()
+        with self.db.begin() as conn:
+            conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id == job_id, fax_jobs.c.provider_fax_id.is_(None))
+                .values(provider_fax_id=provider_fax_id)
+            )
+            moved = conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.SUBMITTING.value)
+                .values(
+                    status=JobStatus.SUBMITTED.value,
+                    submitted_at=now,
+                    next_poll_at=now + timedelta(seconds=poll_after_s),
+                    lease_owner=None,
+                    lease_until=None,
+                    updated=now,
+                )
+            ).rowcount
+            if moved:
+                _event(conn, job_id, JobStatus.SUBMITTED.value, detail, now)
+
+    def reschedule(self, job_id: str, delay_s: float, detail: str, refund: bool = False) -> None:
+        """Back to the queue; `refund` gives the attempt back (rate limits are no failure)."""
+        now = utcnow()
+        with self.db.begin() as conn:
+            moved = conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.SUBMITTING.value)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    attempts=fax_jobs.c.attempts - (1 if refund else 0),
+                    next_attempt_at=now + timedelta(seconds=delay_s),
+                    lease_owner=None,
+                    lease_until=None,
+                    updated=now,
+                )
+            ).rowcount
+            if moved:
+                _event(conn, job_id, JobStatus.QUEUED.value, detail, now)
+
+    def fail(
+        self,
+        job_id: str,
+        reason: FailureReason,
+        *,
+        code: str | None,
+        text: str | None,
+        detail: str,
+    ) -> bool:
+        """Finally fail a job that is still ours to fail; enqueue its report."""
+        update = StatusUpdate("", JobStatus.FAILED, reason, code, text)
+        return self._apply(job_id, update, detail)
+
+    # -- provider reports ----------------------------------------------------------------
+    def find(self, provider: str, update: StatusUpdate) -> str | None:
+        with self.db.begin() as conn:
+            if update.job_id:
+                found = conn.execute(
+                    sa.select(fax_jobs.c.id).where(
+                        fax_jobs.c.id == update.job_id, fax_jobs.c.provider == provider
+                    )
+                ).scalar()
+                if found:
+                    return str(found)
+            found = conn.execute(
+                sa.select(fax_jobs.c.id).where(
+                    fax_jobs.c.provider == provider,
+                    fax_jobs.c.provider_fax_id == update.provider_fax_id,
+                )
+            ).scalar()
+        return str(found) if found else None
+
+    def apply_update(self, job_id: str, update: StatusUpdate, detail: str) -> bool:
+        return self._apply(job_id, update, detail)
+
+    def _apply(self, job_id: str, update: StatusUpdate, detail: str) -> bool:
+        """Move a job forward; duplicates and out-of-order news change nothing."""
+        now = update.at or utcnow()
+        with self.db.begin() as conn:
+            job = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
+            if job is None:
+                return False
+            current = JobStatus(job.status)
+            if current.is_final or update.status.rank <= current.rank:
+                return False
+            values: dict[str, Any] = {
+                "status": update.status.value,
+                "updated": utcnow(),
+                "provider_code": update.provider_code or job.provider_code,
+                "provider_text": update.provider_text or job.provider_text,
+            }
+            if update.provider_fax_id and not job.provider_fax_id:
+                values["provider_fax_id"] = update.provider_fax_id
+            if update.status.is_final:
+                values.update(
+                    reason=update.reason.value if update.reason else None,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                    next_poll_at=None,
+                )
+            conn.execute(fax_jobs.update().where(fax_jobs.c.id == job_id).values(**values))
+            _event(conn, job_id, update.status.value, detail, now)
+            if update.status in (JobStatus.DELIVERED, JobStatus.FAILED):
+                outbox.enqueue(conn, "report", f"{job.id}:{job.round}", job.faxbox, job.sender)
+        return True
+
+    def due_polls(self, providers_poll_s: dict[str, float], limit: int) -> list[sa.Row[Any]]:
+        """In-flight jobs whose provider has been quiet too long; pushes their next poll."""
+        now = utcnow()
+        with self.db.begin() as conn:
+            query = (
+                fax_jobs.select()
+                .where(fax_jobs.c.status.in_(IN_FLIGHT), fax_jobs.c.next_poll_at <= now)
+                .order_by(fax_jobs.c.next_poll_at)
+                .limit(limit)
+            )
+            if self.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(conn.execute(query).fetchall())
+            for row in rows:
+                wait = providers_poll_s.get(row.provider, 60.0)
+                conn.execute(
+                    fax_jobs.update()
+                    .where(fax_jobs.c.id == row.id)
+                    .values(next_poll_at=now + timedelta(seconds=wait))
+                )
+        return rows
+
+    # -- admin actions -------------------------------------------------------------------
+    def retry(self, job_id: str) -> str:
+        now = utcnow()
+        with self.db.begin() as conn:
+            job = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
+            if job is None:
+                raise LookupError(f"no fax job {job_id}")
+            if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+                raise ValueError(
+                    f"fax job {job_id} is {job.status}; only failed or cancelled "
+                    "jobs can be retried"
+                )
+            conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id == job_id)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    reason=None,
+                    provider_fax_id=None,
+                    provider_code=None,
+                    provider_text=None,
+                    attempts=0,
+                    round=job.round + 1,
+                    next_attempt_at=now,
+                    finished_at=None,
+                    updated=now,
+                )
+            )
+            _event(conn, job_id, JobStatus.QUEUED.value, "retried by an admin", now)
+        return f"fax job {job_id} is queued again"
+
+    def cancel(self, job_id: str) -> str:
+        now = utcnow()
+        with self.db.begin() as conn:
+            job = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
+            if job is None:
+                raise LookupError(f"no fax job {job_id}")
+            moved = conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.CANCELLED.value, finished_at=now, updated=now)
+            ).rowcount
+            if not moved:
+                raise ValueError(
+                    f"fax job {job_id} is {job.status}; only queued jobs can be cancelled "
+                    "(a job already handed to the provider cannot be called back here)"
+                )
+            _event(conn, job_id, JobStatus.CANCELLED.value, "cancelled by an admin", now)
+        return f"fax job {job_id} is cancelled"
+
+    # -- reading -------------------------------------------------------------------------
+    def row(self, job_id: str) -> sa.Row[Any] | None:
+        with self.db.begin() as conn:
+            return conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self.db.begin() as conn:
+            row = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
+            if row is None:
+                return None
+            events = conn.execute(
+                job_events.select().where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+            ).fetchall()
+        record = job_record(row)
+        record["history"] = [{"at": e.at, "status": e.status, "detail": e.detail} for e in events]
+        return record
+
+    def recent(
+        self,
+        *,
+        status: str | None = None,
+        faxbox: str | None = None,
+        limit: int = 100,
+        before_id: str | None = None,
+        attempt_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query = fax_jobs.select().order_by(fax_jobs.c.created.desc(), fax_jobs.c.id.desc())
+        if status:
+            query = query.where(fax_jobs.c.status == status)
+        if faxbox:
+            query = query.where(fax_jobs.c.faxbox == faxbox)
+        if before_id:
+            query = query.where(fax_jobs.c.id <= before_id)
+        if attempt_id:
+            query = query.where(fax_jobs.c.attempt_id == attempt_id)
+        with self.db.begin() as conn:
+            rows = conn.execute(query.limit(limit)).fetchall()
+        return [job_record(r) for r in rows]
+
+    def events(self, job_id: str) -> list[sa.Row[Any]]:
+        with self.db.begin() as conn:
+            return list(
+                conn.execute(
+                    job_events.select()
+                    .where(job_events.c.job_id == job_id)
+                    .order_by(job_events.c.id)
+                ).fetchall()
+            )

@@ -1,0 +1,215 @@
+"""The fax worker: claim due jobs under a lease, send, retry with backoff, poll the quiet.
+
+Final writes run under `asyncio.shield` so a shutdown mid-send cannot leave a job half-recorded
+(arq's `run_job` → `finish_job`). A job orphaned by a crash (`submitting`, lease expired) is
+claimed again; providers receive our job id, so a re-send after a crash is recognisable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from datetime import datetime
+from typing import Any
+
+from bridge.config import Config
+from bridge.errors import PermanentProviderError, StorageError, TransientProviderError
+from bridge.events import apply_status
+from bridge.models import CoverNote, FailureReason, JobStatus, OutboundFax, StatusUpdate
+from bridge.providers.base import FaxProvider
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: base·2^(n-1), capped, then scaled by 0.5 to 1.0."""
+    delay = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    return float(delay * (0.5 + rng.random() / 2))
+
+
+def outbound_fax(store: Store, job: Any, callback_url: str) -> OutboundFax:
+    cover = None
+    if job.cover:
+        data = dict(job.cover)
+        data["date"] = datetime.fromisoformat(data["date"])
+        cover = CoverNote(**data)
+    return OutboundFax(
+        job_id=job.id,
+        to=job.to_number,
+        caller_id=job.caller_id,
+        document=store.db.path(job.document_path),
+        pages=job.document_pages,
+        cover=cover,
+        cover_pdf=store.db.path(job.cover_path) if job.cover_path else None,
+        callback_url=callback_url,
+    )
+
+
+class FaxWorker:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        providers: dict[str, FaxProvider[Any]],
+        wake: asyncio.Event,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.providers = providers
+        self.wake = wake
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.rng = random.Random()
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._poll_s = {name: p.config.status_poll_s for name, p in providers.items()}
+
+    async def run(self) -> None:
+        settings = self.config.worker
+        while not self._stopping.is_set():
+            try:
+                await self._claim_and_start(settings.concurrency - len(self._running))
+                await self._poll_quiet_jobs()
+            except StorageError as exc:
+                log.error("worker cannot reach the store: %s", exc)
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=settings.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        """Stop claiming; let sends in flight finish and record their outcome."""
+        self._stopping.set()
+        self.wake.set()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _claim_and_start(self, free: int) -> None:
+        if free <= 0:
+            return
+        jobs = await asyncio.to_thread(
+            self.store.jobs.claim_due, self.owner, free, self.config.worker.lease_s
+        )
+        for job in jobs:
+            task = asyncio.get_running_loop().create_task(self._send(job))
+            self._running.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self.wake.set()  # a slot is free
+
+    async def _send(self, job: Any) -> None:
+        provider = self.providers.get(job.provider)
+        if provider is None:
+            await self._finish(
+                self.store.jobs.fail,
+                job.id,
+                FailureReason.REJECTED,
+                code=None,
+                text=f"provider {job.provider!r} is not configured",
+                detail="no such provider",
+            )
+            return
+        fax = outbound_fax(self.store, job, provider.callback_url())
+        log.info(
+            "job %s: sending to %s via %s (attempt %d)",
+            job.id,
+            job.to_number,
+            provider.name,
+            job.attempts,
+        )
+        try:
+            result = await provider.send(fax)
+        except TransientProviderError as exc:
+            await self._transient(job, exc)
+        except PermanentProviderError as exc:
+            log.warning("job %s refused by %s: %s", job.id, provider.name, exc.message)
+            await self._finish(
+                self.store.jobs.fail,
+                job.id,
+                FailureReason.REJECTED,
+                code=exc.code,
+                text=exc.message,
+                detail=f"attempt {job.attempts}: refused: {exc.message}",
+            )
+        except Exception as exc:
+            log.exception("job %s: unexpected error from %s", job.id, provider.name)
+            await self._transient(job, TransientProviderError(f"{exc.__class__.__name__}: {exc}"))
+        else:
+            detail = (
+                f"attempt {job.attempts}: accepted by {provider.name} as {result.provider_fax_id}"
+            )
+            await self._finish(
+                self.store.jobs.record_submitted,
+                job.id,
+                result.provider_fax_id,
+                detail,
+                provider.config.status_poll_s,
+            )
+            if result.status.rank > JobStatus.SUBMITTED.rank:
+                update = StatusUpdate(
+                    result.provider_fax_id,
+                    result.status,
+                    provider_code=result.raw_status,
+                    job_id=job.id,
+                )
+                await asyncio.shield(apply_status(self.store, provider.name, update, "send reply"))
+
+    async def _transient(self, job: Any, exc: TransientProviderError) -> None:
+        settings = self.config.worker
+        if exc.rate_limited:
+            # Being asked to slow down is not a failed try (HelloFax's 200-pending 429).
+            delay = exc.retry_after_s if exc.retry_after_s is not None else 60.0
+            await self._finish(
+                self.store.jobs.reschedule,
+                job.id,
+                delay,
+                f"rate-limited: {exc.message}; next try in {delay:.0f} s",
+                refund=True,
+            )
+            return
+        if job.attempts >= settings.max_attempts:
+            await self._finish(
+                self.store.jobs.fail,
+                job.id,
+                FailureReason.PROVIDER_ERROR,
+                code=exc.code,
+                text=exc.message,
+                detail=f"attempt {job.attempts}: {exc.message}; gave up after "
+                f"{job.attempts} attempts",
+            )
+            return
+        if exc.retry_after_s is not None:
+            delay = exc.retry_after_s
+        else:
+            delay = backoff_s(job.attempts, settings.backoff_s, settings.max_backoff_s, self.rng)
+        log.info("job %s: %s; retrying in %.1f s", job.id, exc.message, delay)
+        await self._finish(
+            self.store.jobs.reschedule,
+            job.id,
+            delay,
+            f"attempt {job.attempts}: {exc.message}; next try in {delay:.0f} s",
+        )
+
+    async def _finish(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """Record an outcome even if we are being cancelled (shutdown)."""
+        await asyncio.shield(asyncio.to_thread(write, *args, **kwargs))
+
+    async def _poll_quiet_jobs(self) -> None:
+        jobs = await asyncio.to_thread(self.store.jobs.due_polls, self._poll_s, 20)
+        for job in jobs:
+            provider = self.providers.get(job.provider)
+            if provider is None or not job.provider_fax_id:
+                continue
+            try:
+                update = await provider.status(job.provider_fax_id)
+            except (TransientProviderError, PermanentProviderError) as exc:
+                log.info("job %s: status poll failed: %s", job.id, exc.message)
+                continue
+            if update is not None:
+                await apply_status(self.store, provider.name, update, "status poll")
