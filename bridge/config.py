@@ -174,12 +174,7 @@ class MFaxConfig(_ProviderBase):
 
 
 ProviderConfig = Annotated[
-    SimulatorConfig
-    | HelloFaxConfig
-    | FaxPlusConfig
-    | KazooConfig
-    | DropboxSignConfig
-    | MFaxConfig,
+    SimulatorConfig | HelloFaxConfig | FaxPlusConfig | KazooConfig | DropboxSignConfig | MFaxConfig,
     Field(discriminator="type"),
 ]
 

@@ -109,8 +109,7 @@ def tiff_to_pdf(data: bytes) -> Converted:
 def image_to_pdf(data: bytes, kind: str) -> Converted:
     """One image on a Letter page, shrunk to fit if larger; transparency onto white, only
     the first frame of an animation. A plain JPEG is embedded without re-compressing."""
-    with _image_errors():
-        image = Image.open(BytesIO(data))
+    with _image_errors(), Image.open(BytesIO(data)) as image:
         image.seek(0)
         if kind == "jpeg" and _plain_jpeg(image):
             source = BytesIO(data)

@@ -197,7 +197,7 @@ def _text_kind(head: bytes) -> str | None:
     start = head.lstrip()[:64].lower()
     if start.startswith((b"<!doctype html", b"<html")):
         return "html"
-    if start.startswith(b"-----begin pgp"):
+    if start.startswith(b"-----begin pgp message"):  # signed-only text stays readable text
         return "pgp"
     if start.startswith(b"begin:vcalendar"):
         return "ics"
@@ -228,7 +228,7 @@ def detect(part: MessagePart) -> Detection:
     name_parts = (part.filename or "").rsplit(".", 1)
     extension = name_parts[1].lower() if len(name_parts) == 2 else ""
     textual = part.content_type == "text/plain" or extension == "txt"
-    if kind in (None, "html", "ics", "vcf", "pgp") and textual and text_of(part) is not None:
+    if kind in (None, "html", "ics", "vcf") and textual and text_of(part) is not None:
         return Detection("text", None)
     name = label(part)
     named = _EXTENSIONS.get(extension)

@@ -102,7 +102,6 @@ def new_document() -> tuple[FPDF, Fonts]:
         pdf.add_font("sans", "B", bold or regular)
         pdf.add_font("mono", "", mono or regular)
     except Exception:  # an unreadable font file must not cost the fax
-        find_font.cache_clear()
         fresh = FPDF(unit="pt", format="letter")
         fresh.set_margins(MARGIN_PT, MARGIN_PT, MARGIN_PT)
         fresh.set_auto_page_break(True, margin=MARGIN_PT)

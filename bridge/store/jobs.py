@@ -215,7 +215,9 @@ class Jobs:
                 "provider_code": update.provider_code or job.provider_code,
                 "provider_text": update.provider_text or job.provider_text,
             }
-            if update.provider_fax_id and not job.provider_fax_id:
+            if update.provider_fax_id and (not job.provider_fax_id or update.job_id == job.id):
+                # Matched by our own id: adopt the provider's newest id for this fax
+                # (Fax.Plus swaps its outbox id for a fax id once the fax is sent).
                 values["provider_fax_id"] = update.provider_fax_id
             if update.status.is_final:
                 values.update(
