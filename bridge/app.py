@@ -26,7 +26,7 @@ from bridge.notify.mailer import make_mailer
 from bridge.notify.outbox import MailWorker
 from bridge.providers.registry import build_providers
 from bridge.smtp.intake import Intake
-from bridge.smtp.server import FaxHandler, start_smtp_server
+from bridge.smtp.server import FaxHandler, start_smtp_servers
 from bridge.store import Store
 from bridge.worker import FaxWorker
 
@@ -121,8 +121,7 @@ class Bridge:
         self._tasks.append(loop.create_task(self.mail_worker.run(), name="mail-worker"))
         self._tasks.append(loop.create_task(self._housekeeping(), name="housekeeping"))
 
-        smtp_host, smtp_port = split_host_port(config.smtp.listen)
-        self.smtp = await start_smtp_server(config, self.handler, smtp_host, smtp_port)
+        self.smtp_servers = await start_smtp_servers(config, self.handler)
         self.ready.set()
         log.info("faxbridge ready: SMTP %s, HTTP %s", config.smtp.listen, config.http.listen)
 
@@ -141,10 +140,15 @@ class Bridge:
     async def stop(self) -> None:
         """Graceful: no new mail, sessions finish, sends in flight are recorded, then exit."""
         self.ready.clear()
-        if hasattr(self, "smtp"):
-            self.smtp.close()
+        if hasattr(self, "smtp_servers"):
+            for server in self.smtp_servers:
+                server.close()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.smtp.wait_closed(), SESSION_GRACE_S)
+                await asyncio.wait_for(
+                    asyncio.gather(*(s.wait_closed() for s in self.smtp_servers)),
+                    SESSION_GRACE_S,
+                )
+        if hasattr(self, "handler"):
             await self.handler.drain()
         if hasattr(self, "fax_worker"):
             await self.fax_worker.stop()

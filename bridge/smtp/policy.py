@@ -7,6 +7,7 @@ nothing, and a client learns about each bad recipient separately.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import Config, FaxboxConfig
@@ -16,6 +17,7 @@ NULL_SENDER_REPLY = "550 5.7.1 Mail from the null sender is not faxed"
 AUTO_SUBMITTED_REPLY = "550 5.7.1 Automatic replies are not faxed"
 TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
 STORAGE_REPLY = "451 4.3.0 Temporary local problem, please try again later"
+AUTH_REQUIRED_REPLY = "530 5.7.0 Authentication required"
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,11 @@ def split_address(address: str) -> tuple[str, str] | None:
 
 
 def decide_recipient(
-    config: Config, sender: str | None, address: str, accepted_so_far: int
+    config: Config,
+    sender: str | None,
+    address: str,
+    accepted_so_far: int,
+    user_may_use: Callable[[str], str | None] = lambda _faxbox: None,
 ) -> RcptDecision:
     if accepted_so_far >= config.smtp.max_recipients:
         return RcptDecision(TOO_MANY_RECIPIENTS_REPLY)
@@ -89,6 +95,8 @@ def decide_recipient(
     faxbox = config.faxbox_for_domain(domain)
     if faxbox is None:
         return RcptDecision(f"550 5.7.1 Relaying denied: {domain} is not a fax domain here")
+    if refusal := user_may_use(faxbox.name):
+        return RcptDecision(refusal, faxbox=faxbox.name)
     if not sender_allowed(sender, faxbox):
         return RcptDecision(
             f"550 5.7.1 {sender} may not send faxes through faxbox {faxbox.name}",

@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bridge.config import Config
-from bridge.errors import StorageError
+from bridge.config import Config, split_host_port
+from bridge.errors import ConfigError, StorageError
 from bridge.models import Outcome
+from bridge.smtp.auth import THROTTLED_REPLY, Authenticator, in_networks
 from bridge.smtp.intake import Intake
-from bridge.smtp.policy import STORAGE_REPLY, Recipient, decide_recipient
+from bridge.smtp.policy import AUTH_REQUIRED_REPLY, STORAGE_REPLY, Recipient, decide_recipient
+from bridge.smtp.tls import server_context
 from bridge.store import Attempt, Store, new_id
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,34 @@ class FaxSMTP(SMTP):
         self.pre_mail_refusals: list[str] = []
         self.had_mail = False
         self.raw_rcpt: str | None = None
+        self.refused_mail_from: str | None = None
+        self.tls: str | None = None
         self.size_reply = (
             f"552 5.3.4 Message exceeds the size limit of {handler.config.smtp.max_message_bytes}"
             " bytes"
         )
+
+    def connection_made(self, transport: Any) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if isinstance(ssl_object, ssl.SSLObject):
+            self.tls = ssl_object.version()  # read now: a closing transport cannot tell
+        if not first:
+            return  # the STARTTLS upgrade of a connection we already set up
+        peer = _peer(self.session)
+        auth = self.fax_handler.config.smtp.auth
+        implicit_tls = transport.get_extra_info("ssl_object") is not None
+        # AUTH in the clear only from networks the admin named (old scanners).
+        self._auth_require_tls = not (implicit_tls or in_networks(peer, auth.plaintext_from))
+        if implicit_tls:
+            self.require_starttls = False
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        if self.fax_handler.authenticator.throttled(_peer(self.session)):
+            await self.push(THROTTLED_REPLY)
+            return
+        await super().smtp_AUTH(arg)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         # Keep the address as the client wrote it: aiosmtpd's parser drops "(212)" as an
@@ -52,6 +79,8 @@ class FaxSMTP(SMTP):
         text = status.decode() if isinstance(status, bytes) else str(status)
         if text.startswith("552 Error:"):  # aiosmtpd's size refusals (SIZE= and DATA)
             text = self.size_reply
+        elif text == "530 Must issue a STARTTLS command first":
+            text = "530 5.7.0 Must issue a STARTTLS command first"
         if text[:1] in ("4", "5") and not text.startswith("421"):
             self._note_refusal(text)
         await super().push(text)
@@ -71,6 +100,9 @@ class FaxSMTP(SMTP):
                 self.attempt.refuse(reply)
 
     # -- transaction lifecycle -----------------------------------------------------------
+    def trusted(self) -> bool:
+        return in_networks(_peer(self.session), self.fax_handler.config.smtp.trusted_networks)
+
     def begin_transaction(self, session: Session, mail_from: str) -> Attempt:
         self.had_mail = True
         self.attempt = Attempt(
@@ -99,18 +131,18 @@ class FaxSMTP(SMTP):
         self.fax_handler.log_later(attempt)
 
     def tls_version(self) -> str | None:
-        if self.transport is None:
-            return None
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        return ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None
+        return self.tls
 
     def connection_lost(self, error: Exception | None) -> None:
         self.end_transaction()
         if not self.had_mail and self.pre_mail_refusals:
             attempt = Attempt(
                 session_id=self.session_id,
-                peer=_peer(self.session) if self.session else None,
+                peer=_peer(self.session),
                 helo=self.session.host_name if self.session else None,
+                tls=self.tls_version(),
+                auth_user=_auth_user(self.session) if self.session else None,
+                mail_from=self.refused_mail_from,
                 outcome=Outcome.REJECTED,
             )
             for reply in self.pre_mail_refusals:
@@ -132,7 +164,9 @@ def raw_rcpt_address(arg: str | None) -> str | None:
     return text[1:end] if end > 0 else None
 
 
-def _peer(session: Session) -> str | None:
+def _peer(session: Session | None) -> str | None:
+    if session is None:
+        return None
     peer = session.peer
     if isinstance(peer, tuple | list) and peer:
         return str(peer[0])
@@ -152,6 +186,7 @@ class FaxHandler:
 
     def __init__(self, config: Config, store: Store, intake: Intake) -> None:
         self.config = config
+        self.authenticator = Authenticator(config.smtp.auth)
         self.store = store
         self.intake = intake
         self._log_tasks: set[asyncio.Task[None]] = set()
@@ -160,6 +195,9 @@ class FaxHandler:
         self, server: FaxSMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
         server.end_transaction()  # a stale, unlogged transaction (should not happen)
+        if self.config.smtp.auth.required and not session.authenticated and not server.trusted():
+            server.refused_mail_from = address
+            return AUTH_REQUIRED_REPLY
         server.begin_transaction(session, address)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
@@ -172,7 +210,9 @@ class FaxHandler:
         assert attempt is not None  # aiosmtpd refuses RCPT before MAIL
         address = server.raw_rcpt or address
         accepted = len(server.recipients)
-        decision = decide_recipient(self.config, envelope.mail_from, address, accepted)
+        decision = decide_recipient(
+            self.config, envelope.mail_from, address, accepted, self._user_check(session)
+        )
         attempt.recipients.append(decision.log_entry(address))
         if decision.recipient is None:
             attempt.refuse(decision.reply)
@@ -182,6 +222,17 @@ class FaxHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return decision.reply
+
+    def _user_check(self, session: Session) -> Callable[[str], str | None]:
+        """For an authenticated session: which faxboxes this user may send through."""
+        user = _auth_user(session)
+
+        def check(faxbox: str) -> str | None:
+            if user is None or self.authenticator.may_use(user, faxbox):
+                return None
+            return f"550 5.7.1 {user} may not send faxes through faxbox {faxbox}"
+
+        return check
 
     async def handle_DATA(self, server: FaxSMTP, session: Session, envelope: Envelope) -> str:
         attempt, recipients = server.attempt, list(server.recipients)
@@ -223,21 +274,39 @@ class FaxHandler:
             await asyncio.gather(*self._log_tasks, return_exceptions=True)
 
 
-async def start_smtp_server(
-    config: Config, handler: FaxHandler, host: str, port: int
-) -> asyncio.Server:
-    """Listen in the running loop (aiosmtpd's threaded Controller is for tests only)."""
+async def start_smtp_servers(config: Config, handler: FaxHandler) -> list[asyncio.Server]:
+    """Listen in the running loop (aiosmtpd's threaded Controller is for tests only).
+
+    One plain listener (with STARTTLS when a certificate is configured) and, when
+    `smtp.tls.implicit_listen` is set, one that speaks TLS from the first byte (port 465).
+    """
     loop = asyncio.get_running_loop()
     smtp = config.smtp
+    context = server_context(smtp.tls)
 
-    def factory() -> FaxSMTP:
-        return FaxSMTP(
-            handler,
-            hostname=smtp.hostname,
-            ident="faxbridge ESMTP",
-            data_size_limit=smtp.max_message_bytes,
-            timeout=smtp.timeout_s,
-            loop=loop,
-        )
+    def factory(starttls_context: ssl.SSLContext | None) -> Callable[[], FaxSMTP]:
+        def make() -> FaxSMTP:
+            return FaxSMTP(
+                handler,
+                hostname=smtp.hostname,
+                ident="faxbridge ESMTP",
+                data_size_limit=smtp.max_message_bytes,
+                timeout=smtp.timeout_s,
+                tls_context=starttls_context,
+                require_starttls=bool(starttls_context and smtp.tls.require),
+                authenticator=handler.authenticator,
+                auth_require_tls=True,
+                loop=loop,
+            )
 
-    return await loop.create_server(factory, host=host, port=port)
+        return make
+
+    host, port = split_host_port(smtp.listen)
+    starttls = context if smtp.tls.starttls else None
+    servers = [await loop.create_server(factory(starttls), host=host, port=port)]
+    if smtp.tls.implicit_listen:
+        if context is None:
+            raise ConfigError("smtp.tls.implicit_listen needs smtp.tls.cert and smtp.tls.key")
+        host, port = split_host_port(smtp.tls.implicit_listen)
+        servers.append(await loop.create_server(factory(None), host=host, port=port, ssl=context))
+    return servers
