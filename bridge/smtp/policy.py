@@ -54,6 +54,24 @@ class RcptDecision:
         }
 
 
+def rate_limit_reply(
+    faxbox: FaxboxConfig, sender: str, sender_count: int, faxbox_count: int
+) -> str | None:
+    """`450 4.7.1` when one more fax would exceed a per-hour limit (0 = unlimited)."""
+    limits = faxbox.rate_limit
+    if limits.per_sender_per_hour and sender_count >= limits.per_sender_per_hour:
+        return (
+            f"450 4.7.1 {sender} has sent {sender_count} faxes in the last hour; the limit is "
+            f"{limits.per_sender_per_hour} per hour, please try again later"
+        )
+    if limits.per_faxbox_per_hour and faxbox_count >= limits.per_faxbox_per_hour:
+        return (
+            f"450 4.7.1 Faxbox {faxbox.name} has sent {faxbox_count} faxes in the last hour; "
+            f"the limit is {limits.per_faxbox_per_hour} per hour, please try again later"
+        )
+    return None
+
+
 def is_null_sender(sender: str | None) -> bool:
     return sender is None or sender.strip() in ("", "<>")
 

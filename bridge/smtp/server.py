@@ -11,6 +11,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -20,7 +21,13 @@ from bridge.errors import ConfigError, StorageError
 from bridge.models import Outcome
 from bridge.smtp.auth import THROTTLED_REPLY, Authenticator, in_networks
 from bridge.smtp.intake import Intake
-from bridge.smtp.policy import AUTH_REQUIRED_REPLY, STORAGE_REPLY, Recipient, decide_recipient
+from bridge.smtp.policy import (
+    AUTH_REQUIRED_REPLY,
+    STORAGE_REPLY,
+    Recipient,
+    decide_recipient,
+    rate_limit_reply,
+)
 from bridge.smtp.tls import server_context
 from bridge.store import Attempt, Store, new_id
 
@@ -133,6 +140,19 @@ class FaxSMTP(SMTP):
     def tls_version(self) -> str | None:
         return self.tls
 
+    def _timeout_cb(self) -> None:
+        """Say why before hanging up on an idle client, and log it."""
+        seconds = self.fax_handler.config.smtp.timeout_s
+        reply = f"421 4.4.2 {self.hostname} Idle for {seconds:g} seconds, closing connection"
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(reply.encode() + b"\r\n")
+        if self.attempt is not None:
+            self.attempt.refuse(reply)
+        elif not self.had_mail:
+            self.pre_mail_refusals.append(reply)
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
     def connection_lost(self, error: Exception | None) -> None:
         self.end_transaction()
         if not self.had_mail and self.pre_mail_refusals:
@@ -217,11 +237,32 @@ class FaxHandler:
         if decision.recipient is None:
             attempt.refuse(decision.reply)
             return decision.reply
+        if limited := await self._rate_limited(
+            server, decision.recipient, envelope.mail_from or ""
+        ):
+            attempt.recipients[-1].update(accepted=False, reply=limited)
+            attempt.refuse(limited)
+            return limited
         server.recipients.append(decision.recipient)
         attempt.faxbox = attempt.faxbox or decision.faxbox
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return decision.reply
+
+    async def _rate_limited(self, server: FaxSMTP, recipient: Recipient, sender: str) -> str | None:
+        limits = recipient.faxbox.rate_limit
+        if not (limits.per_sender_per_hour or limits.per_faxbox_per_hour):
+            return None
+        since = datetime.now(UTC) - timedelta(hours=1)
+        box = recipient.faxbox.name
+        by_sender = by_faxbox = 0
+        if limits.per_sender_per_hour:
+            by_sender = await asyncio.to_thread(self.store.jobs.count_since, since, sender=sender)
+            by_sender += len(server.recipients)
+        if limits.per_faxbox_per_hour:
+            by_faxbox = await asyncio.to_thread(self.store.jobs.count_since, since, faxbox=box)
+            by_faxbox += sum(1 for r in server.recipients if r.faxbox.name == box)
+        return rate_limit_reply(recipient.faxbox, sender, by_sender, by_faxbox)
 
     def _user_check(self, session: Session) -> Callable[[str], str | None]:
         """For an authenticated session: which faxboxes this user may send through."""

@@ -305,6 +305,18 @@ class Jobs:
             _event(conn, job_id, JobStatus.CANCELLED.value, "cancelled by an admin", now)
         return f"fax job {job_id} is cancelled"
 
+    def count_since(
+        self, since: datetime, *, sender: str | None = None, faxbox: str | None = None
+    ) -> int:
+        """Faxes accepted since `since`, for the per-hour rate limits."""
+        query = sa.select(sa.func.count()).select_from(fax_jobs).where(fax_jobs.c.created >= since)
+        if sender is not None:
+            query = query.where(sa.func.lower(fax_jobs.c.sender) == sender.lower())
+        if faxbox is not None:
+            query = query.where(fax_jobs.c.faxbox == faxbox)
+        with self.db.begin() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     # -- reading -------------------------------------------------------------------------
     def row(self, job_id: str) -> sa.Row[Any] | None:
         with self.db.begin() as conn:

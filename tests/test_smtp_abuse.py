@@ -1,0 +1,212 @@
+"""No open relay, no toll fraud, no smuggling: hostile SMTP gets clear replies and a log entry."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from email.policy import SMTP
+from typing import Any
+
+import pytest
+
+from bridge.config import Config
+from tests.bridge_runner import BridgeThread
+from tests.helpers import reply_text, smtp_client, wait_for
+from tests.messages import fax_mail
+
+
+def raw_session(bridge: BridgeThread, payload: bytes, read_s: float = 3.0) -> list[str]:
+    """Send `payload` in one write (pipelined) and collect every reply line until EOF."""
+    with socket.create_connection(bridge.smtp_address, timeout=read_s) as sock:
+        sock.sendall(payload)
+        data = b""
+        deadline = time.monotonic() + read_s
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("rcpt", "reply"),
+    [
+        (
+            "<12125550123@example.org>",
+            "550 5.7.1 Relaying denied: example.org is not a fax domain here",
+        ),
+        (
+            "<12125550123@fax.localhost.example.org>",
+            "550 5.7.1 Relaying denied: fax.localhost.example.org is not a fax domain here",
+        ),
+        (
+            "<12125550123%example.org@fax.localhost>",
+            '550 5.1.3 "12125550123%example.org" is not a valid fax number',
+        ),
+        (
+            "<@fax.localhost:12125550123@example.org>",
+            '550 5.1.3 "@fax.localhost:12125550123@example.org" is not a valid fax address',
+        ),
+        ('<"12125550123"@fax.localhost>', '550 5.1.3 ""12125550123"" is not a valid fax number'),
+        (
+            '<"12125550123@example.org"@fax.localhost>',
+            '550 5.1.3 ""12125550123@example.org"" is not a valid fax number',
+        ),
+        (
+            "<12125550123!example.org@fax.localhost>",
+            '550 5.1.3 "12125550123!example.org" is not a valid fax number',
+        ),
+    ],
+    ids=[
+        "foreign",
+        "suffix",
+        "percent-hack",
+        "source-route",
+        "quoted",
+        "quoted-address",
+        "bang-path",
+    ],
+)
+def test_relay_tricks_are_refused(bridge: BridgeThread, rcpt: str, reply: str) -> None:
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        assert reply_text(client.docmd(f"RCPT TO:{rcpt}")) == reply
+    assert bridge.store.jobs.recent() == []
+
+
+def test_case_tricks_only_reach_our_own_domain(bridge: BridgeThread) -> None:
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        assert client.docmd("RCPT TO:<12125550123@FAX.LocalHost>")[0] == 250
+        assert client.docmd("RCPT TO:<12125550123@Example.ORG>")[0] == 550
+
+
+@pytest.mark.parametrize(
+    ("number", "e164"),
+    [
+        ("19005550123", "+19005550123"),
+        ("+449090901234", "+449090901234"),
+        ("0033892681234", "+33892681234"),
+    ],
+    ids=["us-900", "uk-premium", "fr-0892"],
+)
+def test_toll_fraud_destinations_are_refused(bridge: BridgeThread, number: str, e164: str) -> None:
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        reply = reply_text(client.docmd(f"RCPT TO:<{number}@fax.localhost>"))
+    assert reply == f"550 5.7.1 Faxing to {e164} is not allowed for faxbox main"
+
+
+def test_per_sender_rate_limit_answers_450_with_the_limit_in_words(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    box = {
+        "name": "main",
+        "domains": ["fax.localhost"],
+        "provider": "sim",
+        "rate_limit": {"per_sender_per_hour": 2},
+    }
+    bridge = start_bridge(make_config(faxboxes=[box]))
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        assert client.rcpt("12125550121@fax.localhost")[0] == 250
+        client.data(fax_mail().as_bytes(policy=SMTP))
+        client.mail("alice@example.com")
+        assert client.rcpt("12125550122@fax.localhost")[0] == 250
+        reply = reply_text(client.rcpt("12125550123@fax.localhost"))
+        assert reply == (
+            "450 4.7.1 alice@example.com has sent 2 faxes in the last hour; the limit is 2 per "
+            "hour, please try again later"
+        )
+        client.rset()
+        client.mail("bob@example.com")
+        assert client.rcpt("12125550123@fax.localhost")[0] == 250
+
+
+def test_per_faxbox_rate_limit_answers_450(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    box = {
+        "name": "main",
+        "domains": ["fax.localhost"],
+        "provider": "sim",
+        "rate_limit": {"per_faxbox_per_hour": 1},
+    }
+    bridge = start_bridge(make_config(faxboxes=[box]))
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        assert client.rcpt("12125550121@fax.localhost")[0] == 250
+        assert reply_text(client.rcpt("12125550122@fax.localhost")) == (
+            "450 4.7.1 Faxbox main has sent 1 faxes in the last hour; the limit is 1 per hour, "
+            "please try again later"
+        )
+
+
+def test_bare_lf_smuggling_is_refused_and_the_next_mail_is_served(bridge: BridgeThread) -> None:
+    smuggled = (
+        b"Subject: first\r\n\r\nhello\n.\nMAIL FROM:<evil@example.org>\r\n"
+        b"RCPT TO:<12125550199@fax.localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n"
+    )
+    lines = raw_session(
+        bridge,
+        b"EHLO evil.example\r\nMAIL FROM:<alice@example.com>\r\n"
+        b"RCPT TO:<12125550123@fax.localhost>\r\nDATA\r\n" + smuggled + b".\r\nQUIT\r\n",
+    )
+    assert (
+        "554 5.5.2 The message contains a bare line feed (LF without CR); SMTP lines must end "
+        "in CRLF" in lines
+    )
+    assert not any(line.startswith("250 2.0.0") for line in lines)
+    assert bridge.store.jobs.recent() == []
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        client.rcpt("12125550123@fax.localhost")
+        assert client.data(fax_mail().as_bytes(policy=SMTP))[0] == 250
+
+
+def test_crlf_dot_lf_does_not_end_the_message(bridge: BridgeThread) -> None:
+    lines = raw_session(
+        bridge,
+        b"EHLO evil.example\r\nMAIL FROM:<alice@example.com>\r\n"
+        b"RCPT TO:<12125550123@fax.localhost>\r\nDATA\r\n"
+        b"Subject: one\r\n\r\nbody\r\n.\nMAIL FROM:<evil@example.org>\r\n.\r\nQUIT\r\n",
+    )
+    # One transaction only: the `.<LF>` line was data, refused as a bare line feed.
+    assert sum(1 for line in lines if line.startswith("354")) == 1
+    assert any(line.startswith("554 5.5.2") for line in lines)
+
+
+def test_pipelined_garbage_gets_500s_and_one_log_entry(bridge: BridgeThread) -> None:
+    lines = raw_session(
+        bridge,
+        b"EHLO x.example\r\nGARBAGE\r\n\xff\xfe\r\nMAIL\r\nRCPT TO:<1@x>\r\nQUIT\r\n",
+    )
+    assert lines[0].startswith("220 ")
+    assert lines[-1].startswith("221 ")
+    assert sum(1 for line in lines if line[:1] == "5") >= 3
+    record: dict[str, Any] = wait_for(
+        lambda: (rows := bridge.store.smtplog.recent(limit=1)) and rows[0]
+    )
+    assert record["outcome"] == "rejected"
+    assert any("GARBAGE" in error for error in record["errors"])
+    with smtp_client(bridge.smtp_address) as client:
+        assert client.noop()[0] == 250
+
+
+def test_idle_client_is_told_and_logged(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    bridge = start_bridge(make_config(smtp={"timeout_s": 0.5}))
+    lines = raw_session(bridge, b"EHLO slow.example\r\nMAIL FROM:<alice@example.com>\r\n")
+    assert lines[-1] == "421 4.4.2 fax.localhost Idle for 0.5 seconds, closing connection"
+    record: dict[str, Any] = wait_for(
+        lambda: (rows := bridge.store.smtplog.recent(limit=1)) and rows[0]
+    )
+    assert record["outcome"] == "rejected"
+    assert record["from"] == "alice@example.com"
+    assert record["error"] == "fax.localhost Idle for 0.5 seconds, closing connection"
