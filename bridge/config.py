@@ -194,6 +194,23 @@ class InboundConfig(_Strict):
     numbers: list[str] = []
     email_to: list[str] = []
     format: Literal["pdf", "tiff"] = "pdf"
+    # Fields: {from} {number} {to} {to_number} {faxbox} {pages} {received:%Y%m%d-%H%M%S} {ext}
+    filename_template: str = "fax-{from}-{received:%Y%m%d-%H%M%S}.{ext}"
+    subject_template: str = "Fax from {number} ({pages} pages)"
+
+    @field_validator("numbers")
+    @classmethod
+    def _e164(cls, value: list[str]) -> list[str]:
+        import phonenumbers
+
+        out = []
+        for number in value:
+            try:
+                parsed = phonenumbers.parse(number, None)
+            except phonenumbers.NumberParseException as exc:
+                raise ValueError(f"{number!r} is not an E.164 number (+CC…)") from exc
+            out.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+        return out
 
 
 class FaxboxConfig(_Strict):

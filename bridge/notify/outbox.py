@@ -197,5 +197,7 @@ class MailWorker:
             mail_from=self.config.mail.from_,
             hostname=self.config.smtp.hostname,
             to=recipients,
+            filename_template=faxbox.inbound.filename_template,
+            subject_template=faxbox.inbound.subject_template,
         )
         return message, recipients

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from bridge.store import retention
 from bridge.store.db import Database, new_id, utcnow
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs, NewJob
@@ -34,13 +35,8 @@ class Store:
             self.jobs.insert_many(conn, attempt.id, jobs)
 
     def purge(self, retention_days: int) -> int:
-        """Forget attempts older than the retention period (and their raw messages)."""
-        cutoff = utcnow() - timedelta(days=retention_days)
-        with self.db.begin() as conn:
-            paths = self.smtplog.purge(cutoff, conn)
-        for relative in paths:
-            self.db.path(relative).unlink(missing_ok=True)
-        return len(paths)
+        """Forget finished business older than the retention period, files included."""
+        return retention.purge(self.db, utcnow() - timedelta(days=retention_days))
 
     def close(self) -> None:
         self.db.dispose()

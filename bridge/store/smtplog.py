@@ -113,16 +113,3 @@ class SmtpLog:
         with self.db.begin() as conn:
             rows = conn.execute(query.limit(limit)).fetchall()
         return [record_of(row) for row in rows]
-
-    def purge(self, older_than: datetime, conn: sa.Connection) -> list[str]:
-        """Delete old attempts without jobs still pointing at them; return their raw files."""
-        from bridge.store.schema import fax_jobs
-
-        doomed = sa.select(smtplog.c.id, smtplog.c.raw_path).where(
-            smtplog.c.created < older_than,
-            ~sa.exists().where(fax_jobs.c.attempt_id == smtplog.c.id),
-        )
-        rows = conn.execute(doomed).fetchall()
-        if rows:
-            conn.execute(smtplog.delete().where(smtplog.c.id.in_([r.id for r in rows])))
-        return [r.raw_path for r in rows if r.raw_path]
