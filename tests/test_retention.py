@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from email.policy import SMTP
 
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ def age_everything(bridge: BridgeThread, days: int) -> None:
         ):
             conn.execute(
                 table.update().values(
-                    {c: table.c[c] - timedelta(days=days) for c in columns}
+                    {c: table.c[c] - sa.text(f"interval '{days} days'") for c in columns}
                     if bridge.store.db.is_postgres
                     else {c: sa.func.datetime(table.c[c], f"-{days} days") for c in columns}
                 )
