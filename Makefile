@@ -34,8 +34,8 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge tests bench
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests $(wildcard bench)
+	$(BIN)/ruff format --check bridge tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
