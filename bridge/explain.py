@@ -1,0 +1,159 @@
+"""`faxbridge explain ID`: replay a logged attempt and say, step by step, what was decided.
+
+The tool for "my scan never arrived": it reads the smtplog record and the stored raw message,
+runs today's policy and document pipeline on them again (nothing is sent or stored), and
+points out where today's answer would differ from what the client was told then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.config import Config
+from bridge.documents import prepare_document
+from bridge.errors import DocumentError
+from bridge.smtp.intake import auto_submitted, document_options
+from bridge.smtp.policy import decide_recipient
+from bridge.store import Store
+
+
+@dataclass
+class Explanation:
+    attempt_id: str
+    steps: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.steps.append(text)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.attempt_id, "steps": self.steps, "differences": self.differences}
+
+    def render(self) -> str:
+        lines = [f"Attempt {self.attempt_id}"]
+        lines += [f"{n:>2}. {step}" for n, step in enumerate(self.steps, 1)]
+        if self.differences:
+            lines.append("Today's configuration would decide differently:")
+            lines += [f"  - {d}" for d in self.differences]
+        return "\n".join(lines)
+
+
+def explain(config: Config, store: Store, attempt_id: str) -> Explanation:
+    record = store.smtplog.get(attempt_id)
+    if record is None:
+        raise LookupError(f"no smtplog record {attempt_id}")
+    out = Explanation(attempt_id)
+    _session(out, record)
+    _recipients(out, config, record)
+    raw_path = store.smtplog.raw_path(attempt_id)
+    if raw_path is None:
+        out.say(
+            "The client never sent the message itself (no DATA), so there is nothing to "
+            "replay beyond the recipients."
+        )
+    else:
+        try:
+            raw = store.db.read_file(raw_path)
+        except OSError:
+            out.say(f"The stored message {raw_path} is gone (purged or moved); cannot replay it.")
+        else:
+            _message(out, config, record, raw)
+    out.say(
+        f"The final reply was: {record['reply'] or '(none: the client left)'} "
+        f"— outcome {record['outcome']}."
+    )
+    _jobs(out, store, record)
+    return out
+
+
+def _session(out: Explanation, record: dict[str, Any]) -> None:
+    tls = f"over {record['tls']}" if record["tls"] else "without TLS"
+    auth = f"logged in as {record['auth_user']}" if record["auth_user"] else "without AUTH"
+    out.say(
+        f"{record['peer'] or 'an unknown peer'} connected (HELO {record['helo'] or '-'}) "
+        f"{tls}, {auth}."
+    )
+    sender = record["from"]
+    if sender is None:
+        out.say("The session ended before MAIL FROM: " + "; ".join(record["errors"] or []))
+    else:
+        out.say(f"MAIL FROM:<{'' if sender == '<>' else sender}>.")
+
+
+def _recipients(out: Explanation, config: Config, record: dict[str, Any]) -> None:
+    accepted = 0
+    for rcpt in record["recipients"]:
+        verdict = "accepted" if rcpt["accepted"] else "refused"
+        number = rcpt.get("translated_number")
+        via = f" as {number}" if number else ""
+        box = f" for faxbox {rcpt['faxbox']}" if rcpt.get("faxbox") else ""
+        out.say(f"RCPT TO:<{rcpt['address']}> {verdict}{via}{box}: {rcpt['reply']}")
+        today = decide_recipient(config, record["from"], rcpt["address"], accepted)
+        if today.accepted:
+            accepted += 1
+        if today.accepted != bool(rcpt["accepted"]):
+            out.differences.append(f"RCPT {rcpt['address']}: today {today.reply}")
+
+
+def _message(out: Explanation, config: Config, record: dict[str, Any], raw: bytes) -> None:
+    out.say(f"The message was {len(raw)} bytes, subject {record['subject']!r}.")
+    if why := auto_submitted(raw):
+        out.say(f"It is marked Auto-Submitted: {why}, so it is never faxed (no mail loops).")
+        return
+    name = record["faxbox"] or next(
+        (r["faxbox"] for r in record["recipients"] if r.get("faxbox")), None
+    )
+    if name is None:
+        out.say("No recipient belonged to a faxbox, so the documents were never looked at.")
+        return
+    try:
+        faxbox = config.faxbox(name)
+    except KeyError:
+        out.say(f"Faxbox {name} no longer exists in the configuration; cannot replay.")
+        return
+    try:
+        doc = prepare_document(raw, document_options(faxbox))
+    except DocumentError as exc:
+        for refused in exc.attachments:
+            out.say(_part_line(refused))
+        out.say(f"Documents: refused — {exc.reply}")
+        if record["outcome"] == "accepted":
+            out.differences.append(f"documents: today {exc.reply}")
+        return
+    for item in doc.attachments:
+        out.say(_part_line(item.as_dict()))
+    policy = faxbox.cover_page.value
+    if doc.wants_cover:
+        why = "the subject or body has text" if policy == "auto" else "cover_page is always"
+        out.say(f"Cover page: yes ({why}); notes: {doc.cover_notes[:120]!r}.")
+    else:
+        why = "cover_page is never" if policy == "never" else "no subject and no body text left"
+        out.say(f"Cover page: no ({why}).")
+    pages = doc.pages + (1 if doc.wants_cover else 0)
+    out.say(f"The fax has {pages} page(s); the faxbox allows {faxbox.max_pages}.")
+    if record["pages"] is not None and record["pages"] != pages:
+        out.differences.append(f"pages: then {record['pages']}, today {pages}")
+
+
+def _part_line(item: dict[str, Any]) -> str:
+    name = item.get("filename") or "(unnamed part)"
+    kind = f"{item.get('content_type')}, looks like {item.get('detected_type') or 'unknown'}"
+    if item.get("used"):
+        return f"Part {name} ({kind}): used, {item.get('pages')} page(s)."
+    return f"Part {name} ({kind}): skipped — {item.get('reason')}."
+
+
+def _jobs(out: Explanation, store: Store, record: dict[str, Any]) -> None:
+    for job_id in record["fax_ids"] or []:
+        job = store.jobs.get(job_id)
+        if job is None:
+            out.say(f"Fax job {job_id} is no longer stored.")
+            continue
+        reason = f" ({job['reason']}: {job['provider_text']})" if job["reason"] else ""
+        out.say(
+            f"Fax job {job_id} to {job['to']} via {job['provider']}: {job['status']}{reason}, "
+            f"{job['attempts']} attempt(s)."
+        )
+        for event in job["history"]:
+            out.say(f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['status']}: {event['detail']}")
