@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import ExitStack, closing
 from email.policy import SMTP
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def test_restart_mid_queue_delivers_every_accepted_fax_exactly_once(
     log = tmp_path / "bridge.log"
 
     process = start(config_path, log)
+    stores = ExitStack()
     try:
         wait_ready(http_url, process)
         host, port = config.smtp.listen.split(":")
@@ -77,7 +79,7 @@ def test_restart_mid_queue_delivers_every_accepted_fax_exactly_once(
             process.send_signal(signal.SIGTERM)
         assert process.wait(30) in (-signal.SIGKILL, 0)
 
-        store = Store(config.storage.url, config.storage.data_dir)
+        store = stores.enter_context(closing(Store(config.storage.url, config.storage.data_dir)))
         unfinished = [j for j in store.jobs.recent() if j["status"] != "delivered"]
         assert unfinished, "the queue should still be busy when the bridge stops"
 
@@ -106,8 +108,8 @@ def test_restart_mid_queue_delivers_every_accepted_fax_exactly_once(
         mails = wait_for(lambda: len(r := reports()) >= accepted and r, timeout_s=60)
         assert len(mails) == accepted
         assert len(set(mails)) == accepted  # one report per job, none twice
-        store.close()
     finally:
+        stores.close()
         if process.poll() is None:
             process.terminate()
             process.wait(30)

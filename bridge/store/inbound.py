@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bridge.errors import StorageError
 from bridge.models import InboundFax
 from bridge.store import outbox
 from bridge.store.db import Database, new_id, utcnow
@@ -48,6 +49,16 @@ class Inbound:
         self, faxbox: str, provider: str, fax: InboundFax, document_path: str | None
     ) -> str | None:
         """Store an inbound fax and enqueue its e-mail; None if it was already known."""
+        try:
+            return self._record(faxbox, provider, fax, document_path)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return None  # the same callback, delivered twice at once: the other one won
+            raise
+
+    def _record(
+        self, faxbox: str, provider: str, fax: InboundFax, document_path: str | None
+    ) -> str | None:
         now = utcnow()
         received: datetime = fax.received or now
         with self.db.begin() as conn:

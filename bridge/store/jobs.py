@@ -203,7 +203,10 @@ class Jobs:
         """Move a job forward; duplicates and out-of-order news change nothing."""
         now = update.at or utcnow()
         with self.db.begin() as conn:
-            job = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
+            # Lock the row: a callback, a poll and the worker may report on one job at once.
+            job = conn.execute(
+                fax_jobs.select().where(fax_jobs.c.id == job_id).with_for_update()
+            ).first()
             if job is None:
                 return False
             current = JobStatus(job.status)
