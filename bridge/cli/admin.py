@@ -1,0 +1,86 @@
+"""`faxbridge serve`, `check-config` and `preview`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bridge.cli.common import add_command, config_of
+from bridge.cli.output import CommandError, mask_url, paragraph
+from bridge.config import DEFAULT_CONFIG_NAME, Config, parse_config
+
+if TYPE_CHECKING:
+    from bridge.cli.common import Subcommands
+
+
+def serve(args: argparse.Namespace) -> int:
+    from bridge.app import serve as run
+
+    config = config_of(args)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(run(config))
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    from bridge.providers.registry import provider_class
+
+    config = config_of(args)
+    for cfg in config.providers.values():
+        provider_class(cfg.type)
+    print(
+        f"configuration OK: {len(config.faxboxes)} faxbox(es), "
+        f"{len(config.providers)} provider(s); SMTP {config.smtp.listen}, "
+        f"HTTP {config.http.listen}, store {mask_url(config.storage.url)}"
+    )
+    return 0
+
+
+def preview(args: argparse.Namespace) -> int:
+    from bridge.preview import preview as render
+
+    if args.config is None and not _default_config_exists():
+        config = default_preview_config()
+    else:
+        config = config_of(args)
+    try:
+        raw = Path(args.message).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"Cannot read {args.message}: {exc.strerror}.") from exc
+    try:
+        print(render(config, raw, Path(args.output), args.faxbox))
+    except ValueError as exc:
+        raise CommandError(paragraph(str(exc))) from exc
+    except OSError as exc:
+        raise CommandError(f"Cannot write {args.output}: {exc.strerror}.") from exc
+    return 0
+
+
+def _default_config_exists() -> bool:
+    return bool(os.environ.get("FAXBRIDGE_CONFIG")) or Path(DEFAULT_CONFIG_NAME).exists()
+
+
+def default_preview_config() -> Config:
+    return parse_config(
+        {
+            "providers": {"sim": {"type": "simulator"}},
+            "faxboxes": [{"name": "main", "domains": ["fax.localhost"], "provider": "sim"}],
+        }
+    )
+
+
+def register(commands: Subcommands) -> None:
+    cmd = add_command(commands, "serve", serve, "run the SMTP and HTTP listeners and workers")
+    cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    add_command(commands, "check-config", check_config, "validate the configuration")
+    cmd = add_command(commands, "preview", preview, "render a message as the fax it would be")
+    cmd.add_argument("message", metavar="MESSAGE.eml")
+    cmd.add_argument("-o", "--output", required=True, metavar="OUT.pdf")
+    cmd.add_argument("--faxbox", metavar="NAME")

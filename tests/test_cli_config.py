@@ -1,0 +1,194 @@
+"""`faxbridge check-config`, `preview`, and the errors a user meets before any fax is sent."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pypdf import PdfReader
+
+from tests.cli_runner import MakeConfig, assert_error, config_writer, run_cli, write_config
+from tests.messages import fax_mail
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    return tmp_path / "config.yaml"
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, db_url: str, config_file: Path) -> MakeConfig:
+    return config_writer(tmp_path, db_url, config_file)
+
+
+def test_check_config_summarises_a_good_file(make_config: MakeConfig, config_file: Path) -> None:
+    config = make_config()
+
+    result = run_cli("check-config", config=config_file).ok()
+
+    assert result.stdout.startswith("configuration OK: 1 faxbox(es), 1 provider(s); ")
+    assert f"SMTP {config.smtp.listen}, HTTP {config.http.listen}" in result.stdout
+
+
+def test_the_console_script_runs_the_same_cli(make_config: MakeConfig, config_file: Path) -> None:
+    script = Path(sys.executable).with_name("faxbridge")
+    if not script.exists():
+        found = shutil.which("faxbridge")
+        if found is None:
+            pytest.skip("the faxbridge console script is not installed")
+        script = Path(found)
+    make_config()
+    done = subprocess.run(
+        [str(script), "check-config", "-c", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("configuration OK")
+
+
+def test_check_config_names_the_path_of_an_unknown_key(
+    tmp_path: Path, db_url: str, config_file: Path
+) -> None:
+    write_config(
+        config_file,
+        tmp_path,
+        db_url,
+        smtp={"max_recipeints": 10},
+        faxboxes=[{"name": "main", "domain": ["x"], "provider": "sim"}],
+    )
+
+    result = run_cli("check-config", config=config_file)
+
+    line = assert_error(
+        result,
+        f"{config_file} is not a valid faxbridge configuration",
+        "smtp.max_recipeints: unknown key",
+        "faxboxes.0.domain: unknown key",
+    )
+    assert result.stdout == ""
+    assert "faxboxes.0.domains" in line  # the key that is missing instead
+
+
+def test_a_bad_value_names_its_key_and_the_problem(
+    tmp_path: Path, db_url: str, config_file: Path
+) -> None:
+    write_config(config_file, tmp_path, db_url, smtp={"listen": "localhost"})
+    assert_error(run_cli("check-config", config=config_file), "smtp.listen", "is not HOST:PORT")
+
+
+def test_yaml_that_does_not_parse_is_one_paragraph(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("smtp: {listen: [\n", encoding="utf-8")
+    assert_error(run_cli("check-config", config=path), f"{path} is not valid YAML")
+
+
+@pytest.mark.parametrize("args", [["check-config"], ["jobs", "list"], ["providers", "list"]])
+def test_a_missing_config_file_says_how_to_give_one(tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "nowhere.yaml"
+
+    result = run_cli(*args, config=missing, cwd=tmp_path)
+
+    assert_error(result, f"No configuration file at {missing}.", "Pass -c FILE")
+
+
+def test_without_c_the_config_comes_from_the_environment_then_the_cwd(
+    make_config: MakeConfig, config_file: Path, tmp_path: Path
+) -> None:
+    make_config()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"FAXBRIDGE_CONFIG": str(config_file)}
+
+    assert run_cli("check-config", cwd=elsewhere, env=env).ok().stdout.startswith("configuration")
+    assert_error(run_cli("check-config", cwd=elsewhere), "No configuration file at config.yaml")
+    assert run_cli("check-config", cwd=tmp_path).ok().stdout.startswith("configuration OK")
+
+
+def test_an_unreachable_database_is_one_paragraph_without_the_password(
+    make_config: MakeConfig, config_file: Path
+) -> None:
+    make_config(storage={"url": "postgresql://fax:s3cret@127.0.0.1:9/faxbridge"})
+
+    result = run_cli("jobs", "list", config=config_file)
+
+    line = assert_error(
+        result, "Cannot use the store postgresql://fax:***@127.0.0.1:9/faxbridge (storage.url)"
+    )
+    assert "s3cret" not in line
+    assert "sqlalche.me" not in line
+    check = run_cli("check-config", config=config_file).ok()
+    assert "postgresql://fax:***@127.0.0.1:9/faxbridge" in check.stdout
+    assert "s3cret" not in check.stdout
+
+
+def test_a_bad_option_value_is_a_usage_error_not_a_traceback(
+    make_config: MakeConfig, config_file: Path
+) -> None:
+    make_config()
+    result = run_cli("jobs", "list", "--limit", "0", config=config_file)
+    assert result.returncode == 2
+    assert "argument --limit: '0' is not a positive whole number" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli("smtplog", "list", "--since", "yesterday", config=config_file)
+    assert "'yesterday' is not an ISO date" in result.stderr
+
+
+# -- preview ---------------------------------------------------------------------------------
+def test_preview_writes_the_fax_with_its_cover_page_and_counts_the_pages(tmp_path: Path) -> None:
+    message = tmp_path / "contract.eml"
+    message.write_bytes(fax_mail(pdf_pages=2).as_bytes())
+    output = tmp_path / "out.pdf"
+
+    result = run_cli("preview", message, "-o", output, cwd=tmp_path).ok()
+
+    assert result.lines == [
+        f"{output}: 3 page(s) for faxbox main (cover page included)",
+        "  contract.pdf [pdf] used, 2 page(s)",
+    ]
+    pdf = PdfReader(output)
+    assert len(pdf.pages) == 3
+    assert "Contract" in pdf.pages[0].extract_text()
+
+
+def test_preview_follows_the_faxbox_cover_policy_of_the_config(
+    make_config: MakeConfig, config_file: Path, tmp_path: Path
+) -> None:
+    make_config()
+    data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    data["faxboxes"][0]["cover_page"] = "never"
+    config_file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    message = tmp_path / "contract.eml"
+    message.write_bytes(fax_mail(pdf_pages=2).as_bytes())
+    output = tmp_path / "out.pdf"
+
+    result = run_cli("preview", message, "-o", output, "--faxbox", "main", config=config_file)
+
+    assert result.ok().lines[0] == f"{output}: 2 page(s) for faxbox main"
+    assert len(PdfReader(output).pages) == 2
+
+
+def test_preview_errors_name_the_problem(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.eml"
+    empty.write_bytes(b"From: a@example.com\r\nSubject: \r\n\r\n")
+    out = tmp_path / "out.pdf"
+
+    assert_error(run_cli("preview", empty, "-o", out, cwd=tmp_path), "554 5.6.0 No faxable content")
+    assert not out.exists()
+    missing = tmp_path / "missing.eml"
+    assert_error(
+        run_cli("preview", missing, "-o", out, cwd=tmp_path),
+        f"Cannot read {missing}: No such file or directory.",
+    )
+    message = tmp_path / "ok.eml"
+    message.write_bytes(fax_mail().as_bytes())
+    assert_error(
+        run_cli("preview", message, "-o", out, "--faxbox", "zz", cwd=tmp_path),
+        "no faxbox 'zz' (configured: main)",
+    )
