@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= config.example.yaml
 # Debian packages the tests and benchmarks drive: swaks (SMTP client), postfix (smtp-source
-# only; no daemon is configured), poppler-utils, ghostscript, libtiff-tools, qpdf, fonts.
-DEB_PACKAGES := swaks libnet-ssleay-perl postfix poppler-utils ghostscript libtiff-tools qpdf fonts-dejavu-core
+# only; no daemon is configured), poppler-utils, ghostscript, libtiff-tools, qpdf, fonts, and
+# chromium (headless, for the web console test).
+DEB_PACKAGES := swaks libnet-ssleay-perl postfix poppler-utils ghostscript libtiff-tools qpdf fonts-dejavu-core chromium
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

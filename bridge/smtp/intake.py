@@ -88,7 +88,7 @@ class Intake:
             return reply
         raw_path = f"messages/{attempt.created:%Y/%m/%d}/{attempt.id}.eml"
         attempt.raw_path = await asyncio.to_thread(self.store.db.write_file, raw_path, raw)
-        if why := auto_submitted(raw):
+        if why := await asyncio.to_thread(auto_submitted, raw):
             attempt.outcome = Outcome.REJECTED
             reply = attempt.refuse(AUTO_SUBMITTED_REPLY, f"Auto-Submitted: {why}")
             await self._log_quietly(attempt)
