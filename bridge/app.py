@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bridge import metrics
 from bridge.config import Config, split_host_port
 from bridge.http.app import create_app
 from bridge.notify.mailer import make_mailer
@@ -31,8 +32,6 @@ from bridge.store import Store
 from bridge.worker import FaxWorker
 
 log = logging.getLogger(__name__)
-
-SESSION_GRACE_S = 10.0
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -75,6 +74,7 @@ class Bridge:
         config.storage.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.storage.url, config.storage.data_dir)
         await asyncio.to_thread(self.store.create_schema)
+        self.metrics = metrics.install(metrics.Metrics(self.store, config.providers))
 
         loop = asyncio.get_running_loop()
         if self._own_pool:
@@ -102,6 +102,7 @@ class Bridge:
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
+                log_config=None,  # its lines go through our handler (text or JSON)
             )
         )
         self._tasks.append(loop.create_task(self.http.serve(), name="http"))
@@ -138,21 +139,30 @@ class Bridge:
             await asyncio.sleep(3600)
 
     async def stop(self) -> None:
-        """Graceful: no new mail, sessions finish, sends in flight are recorded, then exit."""
+        """Graceful: no new mail, sessions finish, sends in flight are recorded, then exit.
+
+        1. Close the SMTP listeners: from here on a new connection is refused.
+        2. Hang up on idle sessions (421); open transactions get `smtp.shutdown_grace_s` to
+           finish, so a client in the middle of DATA still hears its 250.
+        3. Stop claiming work, wait for the worker loops to leave the claim or delivery in
+           hand, then for every send in flight to record its outcome.
+        4. Close HTTP last: provider callbacks keep arriving until then.
+        """
         self.ready.clear()
+        grace_s = self.config.smtp.shutdown_grace_s
         if hasattr(self, "smtp_servers"):
             for server in self.smtp_servers:
                 server.close()
+        if hasattr(self, "handler"):
+            await self.handler.shut_down(grace_s)
+            await self.handler.drain()
+        if hasattr(self, "smtp_servers"):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    asyncio.gather(*(s.wait_closed() for s in self.smtp_servers)),
-                    SESSION_GRACE_S,
+                    asyncio.gather(*(s.wait_closed() for s in self.smtp_servers)), grace_s
                 )
-        if hasattr(self, "handler"):
-            await self.handler.drain()
         if hasattr(self, "fax_worker"):
-            await self.fax_worker.stop()
-            await self.mail_worker.stop()
+            await self._stop_workers(grace_s)
         for task in self._tasks:
             if task.get_name() != "http":
                 task.cancel()
@@ -170,6 +180,17 @@ class Bridge:
             self.pool.shutdown(wait=True, cancel_futures=True)
         if hasattr(self, "store"):
             self.store.close()
+
+    async def _stop_workers(self, grace_s: float) -> None:
+        await self.fax_worker.stop()
+        await self.mail_worker.stop()
+        # A loop may be claiming right now: wait until it has started what it claimed (or
+        # delivered the mail it holds) and left, rather than cancel it with work leased.
+        loops = [t for t in self._tasks if t.get_name() in ("fax-worker", "mail-worker")]
+        _, late = await asyncio.wait(loops, timeout=grace_s) if loops else (set(), set())
+        for task in late:
+            log.warning("%s still busy after %g s; stopping it", task.get_name(), grace_s)
+        await self.fax_worker.stop()  # the sends that last claim started
 
 
 async def serve(config: Config) -> None:

@@ -72,6 +72,7 @@ class SMTPConfig(_Strict):
     max_message_bytes: int = Field(26_214_400, gt=0)
     max_recipients: int = Field(50, gt=0)
     timeout_s: float = Field(300, gt=0)
+    shutdown_grace_s: float = Field(30, gt=0)  # SIGTERM: how long open transactions may take
     trusted_networks: list[str] = []
     tls: TLSConfig = TLSConfig()
     auth: AuthConfig = AuthConfig()
@@ -100,6 +101,13 @@ class HTTPConfig(_Strict):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+class LoggingConfig(_Strict):
+    """`logging:` — text for people at a terminal, json for a log collector."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class StorageConfig(_Strict):
@@ -262,6 +270,7 @@ class Config(_Strict):
     http: HTTPConfig = HTTPConfig()
     storage: StorageConfig = StorageConfig()
     mail: MailConfig = MailConfig()
+    logging: LoggingConfig = LoggingConfig()
     providers: dict[str, ProviderConfig] = {}
     faxboxes: list[FaxboxConfig] = []
 

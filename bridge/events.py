@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bridge.config import Config, FaxboxConfig
 from bridge.models import InboundFax, StatusUpdate
+from bridge.numbers import to_e164
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
@@ -40,8 +42,10 @@ async def apply_status(store: Store, provider: str, update: StatusUpdate, source
 
 
 def faxbox_for_number(config: Config, number: str) -> FaxboxConfig | None:
+    """The faxbox whose `inbound.numbers` has `number`, compared in E.164 on both sides."""
+    wanted = to_e164(number)
     for box in config.faxboxes:
-        if number in box.inbound.numbers:
+        if wanted in {to_e164(n) for n in box.inbound.numbers}:
             return box
     return None
 
@@ -50,6 +54,7 @@ async def record_inbound(
     config: Config, store: Store, provider: FaxProvider[Any], fax: InboundFax
 ) -> str | None:
     """Store an inbound fax (document included) and queue its e-mail; idempotent."""
+    fax = replace(fax, from_number=to_e164(fax.from_number), to_number=to_e164(fax.to_number))
     faxbox = faxbox_for_number(config, fax.to_number)
     if faxbox is None:
         log.warning(

@@ -116,6 +116,12 @@ class OutboundFax:
     cover: CoverNote | None
     cover_pdf: Path | None  # the bridge's own rendering of `cover`
     callback_url: str
+    round: int = 0  # 0 for the first send; `jobs retry` / resubmit start a new round
+
+    @property
+    def send_key(self) -> str:
+        """Idempotency key: the same for a re-send after a crash, new for a retry round."""
+        return self.job_id if self.round == 0 else f"{self.job_id}-r{self.round}"
 
     @property
     def total_pages(self) -> int:

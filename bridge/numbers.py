@@ -50,6 +50,26 @@ def parse_number(local_part: str, default_region: str) -> Destination:
     )
 
 
+def to_e164(number: str) -> str:
+    """A number as a provider reports it, in E.164: `12125550100`, `+1 212-555-0100` and
+    `0012125550100` all become `+12125550100`. All-digit numbers are taken to start with their
+    country code (HelloFax and Dropbox Sign drop only the `+`). Anything that is not a possible
+    number (a withheld caller ID, "anonymous", "") comes back as given, stripped."""
+    text = number.strip()
+    digits = re.sub(r"[\s()\-.]", "", text)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    elif digits.isdigit():
+        digits = "+" + digits
+    try:
+        parsed = phonenumbers.parse(digits, None)
+    except NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(parsed):
+        return text
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+
+
 def allowed_countries(faxbox: FaxboxConfig) -> set[int]:
     if faxbox.allowed_countries is not None:
         return set(faxbox.allowed_countries)

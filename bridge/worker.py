@@ -15,6 +15,7 @@ import socket
 from datetime import datetime
 from typing import Any
 
+from bridge import logsetup
 from bridge.config import Config
 from bridge.errors import PermanentProviderError, StorageError, TransientProviderError
 from bridge.events import apply_status
@@ -46,6 +47,7 @@ def outbound_fax(store: Store, job: Any, callback_url: str) -> OutboundFax:
         cover=cover,
         cover_pdf=store.db.path(job.cover_path) if job.cover_path else None,
         callback_url=callback_url,
+        round=job.round,
     )
 
 
@@ -104,6 +106,7 @@ class FaxWorker:
         self.wake.set()  # a slot is free
 
     async def _send(self, job: Any) -> None:
+        logsetup.bind_job(job.id, job.attempt_id)  # this task's log lines name the job
         provider = self.providers.get(job.provider)
         if provider is None:
             await self._finish(

@@ -253,11 +253,12 @@ def test_text_with_only_an_unusable_attachment_is_refused_not_faxed_alone() -> N
     )
 
 
-def test_text_with_winmail_dat_is_refused() -> None:
+def test_damaged_winmail_dat_is_refused() -> None:
     error = refusal(message((b"\x78\x9f\x3e\x22...", "application/ms-tnef", "winmail.dat")))
+    assert isinstance(error, UnreadableAttachment)
     assert error.reply == (
-        '554 5.6.0 No faxable content: "winmail.dat": Outlook winmail.dat (TNEF)'
-        " is not supported yet"
+        '554 5.6.0 Attachment "winmail.dat": the Outlook winmail.dat (TNEF) file is damaged'
+        " and cannot be read"
     )
 
 

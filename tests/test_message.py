@@ -14,7 +14,6 @@ from bridge.message import (
     REASON_INNER_TEXT,
     REASON_LOGO,
     REASON_SIGNATURE,
-    REASON_TNEF,
     parse_message,
 )
 from tests.fixtures_docs import message, pdf_pages
@@ -139,7 +138,7 @@ def test_cid_logo_is_ignored_but_an_unreferenced_inline_image_is_a_part() -> Non
     assert parsed.ignored[1].content_id == "logo@x"
 
 
-def test_signatures_winmail_and_empty_parts_are_ignored_with_reasons() -> None:
+def test_signatures_and_empty_parts_are_ignored_with_reasons() -> None:
     msg = message(
         (b"sig", "application/pkcs7-signature", "smime.p7s"),
         (b"-----BEGIN PGP SIGNATURE-----", "application/pgp-signature", "signature.asc"),
@@ -148,24 +147,10 @@ def test_signatures_winmail_and_empty_parts_are_ignored_with_reasons() -> None:
         (PDF, "application/pdf", "real.pdf"),
     )
     parsed = parse_message(bytes(msg))
-    assert [p.filename for p in parsed.parts] == ["real.pdf"]
-    assert [p.filename for p in parsed.ignored] == [
-        "smime.p7s",
-        "signature.asc",
-        "winmail.dat",
-        "empty.pdf",
-    ]
-    assert parsed.ignored_reasons == [
-        REASON_SIGNATURE,
-        REASON_SIGNATURE,
-        REASON_TNEF,
-        REASON_EMPTY,
-    ]
-
-
-def test_winmail_dat_is_recognised_by_name_whatever_its_type() -> None:
-    parsed = parse_message(bytes(message((b"xx", "application/octet-stream", "WINMAIL.DAT"))))
-    assert parsed.ignored_reasons == [REASON_TNEF]
+    # winmail.dat is a container the documents pipeline unpacks, so it is a part here
+    assert [p.filename for p in parsed.parts] == ["winmail.dat", "real.pdf"]
+    assert [p.filename for p in parsed.ignored] == ["smime.p7s", "signature.asc", "empty.pdf"]
+    assert parsed.ignored_reasons == [REASON_SIGNATURE, REASON_SIGNATURE, REASON_EMPTY]
 
 
 def test_attached_email_contributes_its_attachments_not_its_text() -> None:

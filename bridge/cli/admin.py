@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +18,10 @@ if TYPE_CHECKING:
 
 def serve(args: argparse.Namespace) -> int:
     from bridge.app import serve as run
+    from bridge.logsetup import configure_logging
 
     config = config_of(args)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config, level=args.log_level)
     asyncio.run(run(config))
     return 0
 
@@ -78,7 +75,12 @@ def default_preview_config() -> Config:
 
 def register(commands: Subcommands) -> None:
     cmd = add_command(commands, "serve", serve, "run the SMTP and HTTP listeners and workers")
-    cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    cmd.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning"],
+        help="overrides logging.level from the config",
+    )
     add_command(commands, "check-config", check_config, "validate the configuration")
     cmd = add_command(commands, "preview", preview, "render a message as the fax it would be")
     cmd.add_argument("message", metavar="MESSAGE.eml")

@@ -15,12 +15,12 @@ from io import BytesIO
 
 import img2pdf
 from PIL import Image, ImageOps, ImageSequence
-from pypdf import PasswordType, PdfReader, PdfWriter
+from pypdf import PdfReader, PdfWriter
 
-from bridge.documents.detect import DAMAGED_IMAGE, DAMAGED_PDF
-from bridge.documents.text import LETTER_PT, text_to_pdf
+from bridge.documents.detect import DAMAGED_IMAGE
+from bridge.documents.pdf import PdfRefused, clean_pdf
+from bridge.documents.text import LETTER_PT, text_pages, text_to_pdf
 
-PASSWORD_PROTECTED = "the PDF is password-protected"
 TOO_LARGE = "the image is too large"
 EMPTY_TEXT = "the text file is empty"
 
@@ -48,7 +48,9 @@ class Converted:
     pages: int
 
 
-def to_pdf(kind: str, data: bytes, text: str | None = None) -> Converted:
+def to_pdf(
+    kind: str, data: bytes, text: str | None = None, *, max_pages: int | None = None
+) -> Converted:
     """Convert one detected part; raises Unusable with a reason a person understands."""
     if kind == "pdf":
         return pdf_to_pdf(data)
@@ -57,36 +59,26 @@ def to_pdf(kind: str, data: bytes, text: str | None = None) -> Converted:
     if kind == "text":
         if not (text or "").strip():
             raise Unusable(EMPTY_TEXT, fatal=False)
-        pdf = text_to_pdf(text or "")
-        return Converted(pdf, count_pages(pdf))
+        return text_document(text or "", max_pages=max_pages)
     return image_to_pdf(data, kind)
 
 
+def text_document(text: str, *, max_pages: int | None = None) -> Converted:
+    """Text as pages; beyond `max_pages` only counted (no PDF), since the fax is refused."""
+    pages = text_pages(text)
+    if pages is not None and max_pages is not None and pages > max_pages:
+        return Converted(b"", pages)
+    pdf = text_to_pdf(text)
+    return Converted(pdf, count_pages(pdf))
+
+
 def pdf_to_pdf(data: bytes) -> Converted:
-    """Re-write a PDF with pypdf: decrypted if its user password is empty, repaired if pypdf
-    can manage it (non-strict), refused if it is password-protected or has no pages."""
+    """Repaired, decrypted (empty user password) and flattened; see `pdf.py`."""
     try:
-        reader = PdfReader(BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            try:
-                opened = reader.decrypt("")
-            except Exception as exc:
-                raise Unusable(PASSWORD_PROTECTED, fatal=True) from exc
-            if opened == PasswordType.NOT_DECRYPTED:
-                raise Unusable(PASSWORD_PROTECTED, fatal=True)
-        writer = PdfWriter()
-        for page in reader.pages:
-            writer.add_page(page)
-        pages = len(writer.pages)
-        out = BytesIO()
-        writer.write(out)
-    except Unusable:
-        raise
-    except Exception as exc:
-        raise Unusable(DAMAGED_PDF, fatal=True) from exc
-    if pages == 0:
-        raise Unusable(DAMAGED_PDF, fatal=True)
-    return Converted(out.getvalue(), pages)
+        pdf, pages = clean_pdf(data)
+    except PdfRefused as exc:
+        raise Unusable(exc.reason, fatal=True) from exc
+    return Converted(pdf, pages)
 
 
 def tiff_to_pdf(data: bytes) -> Converted:

@@ -24,7 +24,7 @@ _RULE_GAP_PT = 14.0
 
 def render_cover(note: CoverNote) -> bytes:
     """A one-page PDF (Letter) cover sheet for `note`."""
-    pdf, fonts = new_document()
+    pdf, fonts = new_document(mono=False)
     pdf.set_auto_page_break(False)
     pdf.add_page()
     width = LETTER_PT[0] - 2 * MARGIN_PT

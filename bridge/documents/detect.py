@@ -53,7 +53,7 @@ _WORDS = {
     "vcf": "is a contact card",
     "pgp": "is PGP-encrypted (send it unencrypted)",
     "smime": "is an S/MIME encrypted or signed message (send it unencrypted)",
-    "tnef": "is an Outlook winmail.dat (TNEF) file, which is not supported yet",
+    "tnef": "is an Outlook winmail.dat (TNEF) file",
     "audio": "is a sound file",
     "video": "is a video",
 }

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass, field
 
-from bridge.documents.convert import Converted, Unusable, count_pages, merge_pdfs, to_pdf
+from bridge.documents.convert import Converted, Unusable, merge_pdfs, text_document, to_pdf
 from bridge.documents.detect import Detection, detect, label, sniff, text_of
-from bridge.documents.text import text_to_pdf
+from bridge.documents.tnef import REASON_NO_FILES, REASON_UNPACKED, TnefError, is_tnef, unpack
 from bridge.errors import DocumentError, NoFaxableContent, TooManyPages, UnreadableAttachment
-from bridge.message import REASON_EMPTY, REASON_TNEF, MessagePart, ParsedMessage, parse_message
+from bridge.message import REASON_EMPTY, REASON_EXTERNAL, MessagePart, ParsedMessage, parse_message
 from bridge.models import CoverPolicy
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ MAX_REPLY_CHARS = 400
 NO_TEXT = "the message has no text"
 NOTHING = "the message has no attachments and no text"
 ONLY_BOILERPLATE = "the message text is only boilerplate that is never faxed"
+NOT_LOOKED_AT = "not converted: the message as a whole cannot be faxed"
 # Set aside, but the sender meant to send something: do not fall back to faxing the text alone.
-_BLOCKING_REASONS = frozenset({REASON_TNEF, REASON_EMPTY})
+_BLOCKING_REASONS = frozenset({REASON_EMPTY, REASON_EXTERNAL})
 
 
 @dataclass(frozen=True)
@@ -93,13 +95,19 @@ def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
     outcomes = [
         _ignored(p, r) for p, r in zip(message.ignored, message.ignored_reasons, strict=True)
     ]
-    outcomes += [_convert(part) for part in message.parts]
-    outcomes.sort(key=lambda o: o.part.index)
-    notes = clean_body(message.body_text, options.ignore_body_patterns)
 
     def refuse(error: type[DocumentError], reply: str) -> DocumentError:
         return error(reply_line(reply), [o.report.as_dict() for o in outcomes])
 
+    if message.problems:  # the message as a whole cannot be read: its parts are not converted
+        outcomes += [_ignored(part, NOT_LOOKED_AT, blocking=False) for part in message.parts]
+        outcomes.sort(key=lambda o: o.part.index)
+        reply = "554 5.6.0 No faxable content: " + "; ".join(message.problems)
+        raise refuse(NoFaxableContent, reply)
+    for part in message.parts:
+        outcomes += _convert_all(part, options.max_pages)
+    outcomes.sort(key=lambda o: o.part.index)  # stable: a winmail.dat's files stay after it
+    notes = clean_body(message.body_text, options.ignore_body_patterns)
     for outcome in outcomes:
         if outcome.fatal:
             name = outcome.part.filename or f"(unnamed {outcome.part.content_type})"
@@ -107,16 +115,12 @@ def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
                 UnreadableAttachment, f'554 5.6.0 Attachment "{name}": {outcome.report.reason}'
             )
     used = [o.converted for o in outcomes if o.converted is not None]
-    if used:
-        pdf = used[0].pdf if len(used) == 1 else merge_pdfs([c.pdf for c in used])
-        pages = sum(c.pages for c in used)
-        cover_notes = notes
-    elif notes and not any(o.blocking for o in outcomes):
-        pdf = text_to_pdf(notes)  # a text-only e-mail: the text is the document
-        pages = count_pages(pdf)
+    cover_notes = notes
+    if not used and notes and not any(o.blocking for o in outcomes):
+        used = [text_document(notes, max_pages=options.max_pages)]  # the text is the document
         cover_notes = ""
-        outcomes.insert(0, _body_outcome(message, notes, pages))
-    else:
+        outcomes.insert(0, _body_outcome(message, notes, used[0].pages))
+    elif not used:
         found = [o.sentence for o in outcomes]
         if not message.body_text.strip():
             found.append(NO_TEXT if found else NOTHING)
@@ -124,13 +128,15 @@ def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
             found.append(ONLY_BOILERPLATE)
         raise refuse(NoFaxableContent, "554 5.6.0 No faxable content: " + "; ".join(found))
 
+    pages = sum(c.pages for c in used)
     wants_cover = wants_cover_page(options.cover_policy, message.subject, cover_notes)
     total = pages + (1 if wants_cover else 0)
-    if total > options.max_pages:
+    if total > options.max_pages:  # before merging: a too-long text was only counted
         raise refuse(
             TooManyPages,
             f"552 5.3.4 The fax would have {total} pages; the limit is {options.max_pages}",
         )
+    pdf = used[0].pdf if len(used) == 1 else merge_pdfs([c.pdf for c in used])
     return PreparedDocument(
         message=message,
         pdf=pdf,
@@ -182,7 +188,7 @@ _PUNCTUATION = str.maketrans(  # dashes, curly quotes and sharp s, which NFKD ke
 )
 
 
-def _ignored(part: MessagePart, reason: str) -> _Outcome:
+def _ignored(part: MessagePart, reason: str, *, blocking: bool | None = None) -> _Outcome:
     report = AttachmentReport(
         filename=part.filename,
         content_type=part.content_type,
@@ -192,17 +198,44 @@ def _ignored(part: MessagePart, reason: str) -> _Outcome:
         used=False,
         reason=reason,
     )
-    return _Outcome(part, report, blocking=reason in _BLOCKING_REASONS)
+    if blocking is None:
+        blocking = reason in _BLOCKING_REASONS
+    return _Outcome(part, report, blocking=blocking)
 
 
-def _convert(part: MessagePart) -> _Outcome:
+def _convert_all(part: MessagePart, max_pages: int) -> list[_Outcome]:
+    """One part's outcome; for a winmail.dat, its own and then one per file inside it."""
+    if not is_tnef(part):
+        return [_convert(part, max_pages)]
+    detection = Detection("tnef", None)
+    try:
+        inside = unpack(part)
+    except TnefError as exc:
+        return [_skipped(part, detection, str(exc), fatal=True)]
+    reason = REASON_UNPACKED if inside else REASON_NO_FILES
+    container = _Outcome(part, _report(part, detection, pages=0, reason=reason), blocking=False)
+    return [container] + [
+        _convert(file, max_pages) if why is None else _ignored(file, why, blocking=False)
+        for file, why in inside
+    ]
+
+
+def _convert(part: MessagePart, max_pages: int) -> _Outcome:
+    """Detect and convert, with third-party warnings silenced so a Pillow or pikepdf warning
+    never turns into a refusal where warnings are errors (tests) and not elsewhere."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _convert_part(part, max_pages)
+
+
+def _convert_part(part: MessagePart, max_pages: int) -> _Outcome:
     detection = detect(part)
     if not detection.convertible:
         return _skipped(part, detection, detection.reason or "", fatal=detection.fatal)
     kind = detection.kind or ""
     try:
         text = text_of(part) if kind == "text" else None
-        converted = to_pdf(kind, part.data, text)
+        converted = to_pdf(kind, part.data, text, max_pages=max_pages)
     except Unusable as exc:
         return _skipped(part, detection, exc.reason, fatal=exc.fatal)
     report = _report(part, detection, pages=converted.pages, reason=None)

@@ -88,25 +88,35 @@ def find_font(style: str) -> str | None:
     return None
 
 
-def new_document() -> tuple[FPDF, Fonts]:
-    """A Letter-sized FPDF document with the best fonts this machine has registered."""
+def new_document(*, sans: bool = True, mono: bool = True) -> tuple[FPDF, Fonts]:
+    """A Letter-sized FPDF document with the best fonts this machine has registered. Only
+    the families asked for are loaded: parsing a TrueType font costs ~60 ms each time."""
+    pdf = _blank()
+    regular, bold, fixed = find_font("regular"), find_font("bold"), find_font("mono")
+    if regular is None:
+        return pdf, Fonts(sans="helvetica", mono="courier", unicode=False)
+    try:
+        if sans:
+            pdf.add_font("sans", "", regular)
+            pdf.add_font("sans", "B", bold or regular)
+        if mono:
+            pdf.add_font("mono", "", fixed or regular)
+    except Exception:  # an unreadable font file must not cost the fax
+        return _blank(), Fonts(sans="helvetica", mono="courier", unicode=False)
+    return pdf, Fonts(
+        sans="sans" if sans else "mono",
+        mono="mono" if mono else "sans",
+        unicode=True,
+        fixed_pitch=mono and fixed is not None,
+    )
+
+
+def _blank() -> FPDF:
     pdf = FPDF(unit="pt", format="letter")
     pdf.set_margins(MARGIN_PT, MARGIN_PT, MARGIN_PT)
     pdf.set_auto_page_break(True, margin=MARGIN_PT)
     pdf.set_creator("faxbridge")
-    regular, bold, mono = find_font("regular"), find_font("bold"), find_font("mono")
-    if regular is None:
-        return pdf, Fonts(sans="helvetica", mono="courier", unicode=False)
-    try:
-        pdf.add_font("sans", "", regular)
-        pdf.add_font("sans", "B", bold or regular)
-        pdf.add_font("mono", "", mono or regular)
-    except Exception:  # an unreadable font file must not cost the fax
-        fresh = FPDF(unit="pt", format="letter")
-        fresh.set_margins(MARGIN_PT, MARGIN_PT, MARGIN_PT)
-        fresh.set_auto_page_break(True, margin=MARGIN_PT)
-        return fresh, Fonts(sans="helvetica", mono="courier", unicode=False)
-    return pdf, Fonts(sans="sans", mono="mono", unicode=True, fixed_pitch=mono is not None)
+    return pdf
 
 
 def wrap(pdf: FPDF, text: str, width: float, line_height: float) -> list[str]:
@@ -118,9 +128,12 @@ def wrap(pdf: FPDF, text: str, width: float, line_height: float) -> list[str]:
 
 
 def fit_lines(pdf: FPDF, fonts: Fonts, text: str, width: float, max_lines: int) -> list[str]:
-    """Wrap `text`; if it needs more than `max_lines`, keep those and end the last with "…"."""
-    lines = wrap(pdf, text, width, pdf.font_size * 1.3)
-    if len(lines) <= max_lines:
+    """Wrap `text`; if it needs more than `max_lines`, keep those and end the last with "…".
+    Only the start of a long text is wrapped: fpdf2 measures every character, and a whole
+    e-mail pasted into the notes would take minutes."""
+    limit = max(max_lines, 1) * _MAX_CHARS_PER_LINE
+    lines = wrap(pdf, text[:limit], width, pdf.font_size * 1.3)
+    if len(lines) <= max_lines and len(text) <= limit:
         return lines
     kept = lines[: max(max_lines, 1)]
     last = kept[-1].rstrip()
@@ -133,38 +146,80 @@ def fit_lines(pdf: FPDF, fonts: Fonts, text: str, width: float, max_lines: int) 
 def text_to_pdf(text: str) -> bytes:
     """Plain text as Letter pages: a monospaced font keeps columns aligned, long lines wrap,
     form feeds start a new page, as many pages as it takes."""
-    pdf, fonts = new_document()
+    pdf, fonts = new_document(sans=False)
     pdf.set_font(fonts.mono, size=TEXT_SIZE_PT)
     width = LETTER_PT[0] - 2 * MARGIN_PT
-    line_height = TEXT_SIZE_PT * 1.25
-    columns = max(int(width // pdf.get_string_width("M")), 10)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    for chunk in text.split("\f"):
+    for body in _chunks(text, fonts):
         pdf.add_page()
-        body = fonts.clean("\n".join(line.expandtabs(8).rstrip() for line in chunk.split("\n")))
         if not body.strip():
             continue
         if not fonts.fixed_pitch:
-            pdf.multi_cell(w=width, h=line_height, text=body, align="L")
+            pdf.multi_cell(w=width, h=_LINE_HEIGHT_PT, text=body, align="L")
             continue
         # fpdf2's own line breaking measures every character again and again: minutes for a
         # long log file. With a fixed pitch, counting characters is exact and linear.
-        for line in body.split("\n"):
-            for piece in _wrap_fixed(line, columns):
-                pdf.cell(w=width, h=line_height, text=piece, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        for piece in _fixed_lines(body, _columns(pdf)):
+            pdf.cell(w=width, h=_LINE_HEIGHT_PT, text=piece, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())
+
+
+def text_pages(text: str) -> int | None:
+    """The pages `text_to_pdf` will make, counted without drawing them (None if the font is
+    not fixed-pitch), so a 20 MB log file is refused as too long before it is typeset."""
+    fonts, columns = _text_metrics()
+    if not fonts.fixed_pitch:
+        return None
+    per_page = int((LETTER_PT[1] - 2 * MARGIN_PT) // _LINE_HEIGHT_PT)
+    pages = 0
+    for body in _chunks(text, fonts):
+        lines = len(_fixed_lines(body, columns)) if body.strip() else 0
+        pages += max(1, -(-lines // per_page))
+    return pages
+
+
+@cache
+def _text_metrics() -> tuple[Fonts, int]:
+    """The fonts text pages get and how many characters a line holds (measured once)."""
+    pdf, fonts = new_document(sans=False)
+    pdf.set_font(fonts.mono, size=TEXT_SIZE_PT)
+    columns = _columns(pdf)
+    pdf.add_page()
+    pdf.output()  # fpdf2 closes the font files only when a document is written
+    return fonts, columns
+
+
+_LINE_HEIGHT_PT = TEXT_SIZE_PT * 1.25
+_MAX_CHARS_PER_LINE = 300  # more than any line of a Letter page holds at a readable size
+
+
+def _chunks(text: str, fonts: Fonts) -> list[str]:
+    """The text of each page run (form feeds separate them), as it will be drawn."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [
+        fonts.clean("\n".join(line.expandtabs(8).rstrip() for line in chunk.split("\n")))
+        for chunk in text.split("\f")
+    ]
+
+
+def _columns(pdf: FPDF) -> int:
+    return max(int((LETTER_PT[0] - 2 * MARGIN_PT) // pdf.get_string_width("M")), 10)
+
+
+def _fixed_lines(body: str, columns: int) -> list[str]:
+    return [piece for line in body.split("\n") for piece in _wrap_fixed(line, columns)]
 
 
 def _wrap_fixed(line: str, columns: int) -> list[str]:
     """Break a line at spaces to at most `columns` characters; cut words longer than that."""
     pieces: list[str] = []
-    while len(line) > columns:
-        cut = line.rfind(" ", 0, columns + 1)
-        if cut <= 0 or not line[:cut].strip():
-            pieces.append(line[:columns])
-            line = line[columns:]
+    start = 0
+    while len(line) - start > columns:
+        cut = line.rfind(" ", start, start + columns + 1)
+        if cut <= start or not line[start:cut].strip():
+            pieces.append(line[start : start + columns])
+            start += columns
         else:
-            pieces.append(line[:cut].rstrip())
-            line = line[cut + 1 :]
-    pieces.append(line)
+            pieces.append(line[start:cut].rstrip())
+            start = cut + 1
+    pieces.append(line[start:])
     return pieces

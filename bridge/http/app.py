@@ -8,11 +8,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect
 
+from bridge import metrics
 from bridge.config import Config
 from bridge.errors import CallbackError, ProviderError, StorageError
 from bridge.events import apply_status, record_inbound
+from bridge.http.api import API_DESCRIPTION, kazoo_api
 from bridge.http.callbacks import to_callback_request
+from bridge.http.console import console_router
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
@@ -25,15 +29,23 @@ def create_app(
     providers: dict[str, FaxProvider[Any]],
     ready: asyncio.Event | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="faxbridge", version="0.1.0")
+    app = FastAPI(title="faxbridge", version="0.1.0", description=API_DESCRIPTION)
+    app.include_router(kazoo_api(config, store))  # /v2/accounts/{faxbox}/faxes/…
+    app.include_router(metrics.router(store))  # /metrics
+    app.include_router(console_router(config, store))  # /console: the web console
     listeners_up = ready or asyncio.Event()
 
     @app.post("/callbacks/{provider_name}")
+    @metrics.counts_callbacks
     async def callback(provider_name: str, request: Request) -> Response:
         provider = providers.get(provider_name)
         if provider is None:
             return JSONResponse({"error": f"no provider {provider_name!r}"}, status_code=404)
-        incoming = await to_callback_request(request)
+        try:
+            incoming = await to_callback_request(request)
+        except ClientDisconnect:
+            log.info("callback for %s: the caller hung up before sending it all", provider_name)
+            return Response(status_code=400)
         try:
             result = await provider.parse_callback(incoming)
         except CallbackError as exc:

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
 
+from bridge import metrics
 from bridge.config import Config
 from bridge.documents import merge_pdfs
 from bridge.errors import StorageError
@@ -87,6 +88,7 @@ class MailWorker:
             await self._failed(row, exc)
             return
         await asyncio.to_thread(self.store.outbox.mark_sent, row.id, where)
+        metrics.mail_done(row.kind, "sent")
         if row.kind == "inbound":
             await asyncio.to_thread(self.store.inbound.mark_emailed, row.ref)
         log.info("mail %s (%s) sent to %s: %s", row.id, row.kind, ", ".join(recipients), where)
@@ -96,11 +98,13 @@ class MailWorker:
         if exc.permanent or row.attempts >= settings.max_attempts:
             log.warning("mail %s failed for good: %s", row.id, exc.reply)
             await asyncio.to_thread(self.store.outbox.mark_failed, row.id, exc.reply)
+            metrics.mail_done(row.kind, "failed")
             return
         delay = min(3600.0, settings.backoff_s * 2 ** (row.attempts - 1))
         delay *= 0.5 + self.rng.random() / 2
         log.info("mail %s not sent (%s); retrying in %.0f s", row.id, exc.reply, delay)
         await asyncio.to_thread(self.store.outbox.reschedule, row.id, exc.reply, delay)
+        metrics.mail_done(row.kind, "retry")
 
     # -- rendering (blocking; runs in a thread) ------------------------------------------
     def _render(self, row: Any) -> tuple[str, list[str]] | None:

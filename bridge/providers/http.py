@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bridge import metrics
 from bridge.errors import PermanentProviderError, TransientProviderError
 from bridge.providers.base import ConfigT, FaxProvider
 
@@ -90,6 +91,7 @@ class HTTPProvider(FaxProvider[ConfigT]):
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    @metrics.timed
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request; map failures to Transient/PermanentProviderError."""
         kwargs.setdefault("timeout", self.config.timeout_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Coroutine
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from bridge import metrics
 from bridge.config import SimulatorConfig
 from bridge.errors import CallbackError, TransientProviderError
 from bridge.models import (
@@ -102,13 +104,15 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
         context: ProviderContext,
     ) -> None:
         super().__init__(name, config, client, context)
-        self._token = config.callback_token or secrets.token_urlsafe(24)
+        self._token = config.callback_token
         self._root = Path(context.data_dir) / "simulator"
         self._unavailable_counts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def callback_token(self) -> str:
+        if self._token is None:
+            self._token = _shared_token(self._root / "callback_token")
         return self._token
 
     @property
@@ -119,6 +123,7 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
         return self._root / "state" / f"{fax_id}.json"
 
     # -- sending -------------------------------------------------------------------------
+    @metrics.timed
     async def send(self, fax: OutboundFax) -> SendResult:
         if fax.to.endswith(_UNAVAILABLE_SUFFIX):
             count = self._unavailable_counts.get(fax.job_id, 0)
@@ -127,7 +132,7 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
                 raise TransientProviderError(
                     f"{self.name}: HTTP 503: the simulated provider is unavailable", code="503"
                 )
-        fax_id = f"sim-{fax.job_id}"  # idempotent: a re-send after a crash is the same fax
+        fax_id = f"sim-{fax.send_key}"  # a re-send after a crash is the same fax
         existing = self._load(fax_id)
         if existing is None:
             timeline = _Timeline(
@@ -274,9 +279,25 @@ def _status_payload(update: StatusUpdate) -> dict[str, object]:
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    import os
+def _shared_token(path: Path) -> str:
+    """One generated token per data_dir, not per process: bridges sharing a data_dir (and a
+    restarted one) accept each other's simulator callbacks, wherever they land."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+        try:
+            os.link(tmp, path)  # create-if-absent, atomically: the first bridge's token wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
+
+def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)

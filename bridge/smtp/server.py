@@ -8,6 +8,7 @@ worded like ours and land in the smtplog too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bridge import logsetup, metrics
 from bridge.config import Config, split_host_port
 from bridge.errors import ConfigError, StorageError
 from bridge.models import Outcome
@@ -38,9 +40,11 @@ class FaxSMTP(SMTP):
     """One SMTP connection; tracks the transaction so every attempt is logged once."""
 
     def __init__(self, handler: FaxHandler, **kwargs: Any) -> None:
+        self.session_id = new_id()
+        self.attempt_id = new_id()  # the next attempt's; every log line of it carries it
+        logsetup.bind_session(self.session_id, self.attempt_id)  # aiosmtpd logs from __init__
         super().__init__(handler, **kwargs)
         self.fax_handler = handler
-        self.session_id = new_id()
         self.attempt: Attempt | None = None
         self.recipients: list[Recipient] = []
         self.pre_mail_refusals: list[str] = []
@@ -48,6 +52,7 @@ class FaxSMTP(SMTP):
         self.raw_rcpt: str | None = None
         self.refused_mail_from: str | None = None
         self.tls: str | None = None
+        self.in_data = False  # from DATA until its reply is sent
         self.size_reply = (
             f"552 5.3.4 Message exceeds the size limit of {handler.config.smtp.max_message_bytes}"
             " bytes"
@@ -55,12 +60,15 @@ class FaxSMTP(SMTP):
 
     def connection_made(self, transport: Any) -> None:
         first = self.transport is None
+        if first:
+            self.session_began()  # before aiosmtpd starts the session's task: it inherits
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if isinstance(ssl_object, ssl.SSLObject):
             self.tls = ssl_object.version()  # read now: a closing transport cannot tell
         if not first:
             return  # the STARTTLS upgrade of a connection we already set up
+        self.fax_handler.session_opened(self)
         peer = _peer(self.session)
         auth = self.fax_handler.config.smtp.auth
         implicit_tls = transport.get_extra_info("ssl_object") is not None
@@ -81,6 +89,14 @@ class FaxSMTP(SMTP):
         self.raw_rcpt = raw_rcpt_address(arg)
         await super().smtp_RCPT(arg)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        self.in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.in_data = False
+        self._shut_down_if_idle()
+
     # -- every reply ---------------------------------------------------------------------
     async def push(self, status: Any) -> None:
         text = status.decode() if isinstance(status, bytes) else str(status)
@@ -91,6 +107,8 @@ class FaxSMTP(SMTP):
         if text[:1] in ("4", "5") and not text.startswith("421"):
             self._note_refusal(text)
         await super().push(text)
+        if not text.startswith(("221", "421")):  # those hang up by themselves
+            self._shut_down_if_idle()  # the reply that ended a transaction during shutdown
 
     def _note_refusal(self, reply: str) -> None:
         if self.attempt is None:
@@ -106,6 +124,32 @@ class FaxSMTP(SMTP):
             if not any(r.get("reply") == reply for r in self.attempt.recipients):
                 self.attempt.refuse(reply)
 
+    # -- shutting down -------------------------------------------------------------------
+    @property
+    def waiting_for_client(self) -> bool:
+        """Mid-transaction and waiting for the client's next line (MAIL given, or in DATA)."""
+        return self.attempt is not None
+
+    @property
+    def busy(self) -> bool:
+        """A transaction is open, or its message is being taken in; shutdown waits for it."""
+        return self.attempt is not None or self.in_data
+
+    def _shut_down_if_idle(self) -> None:
+        if self.fax_handler.closing and not self.busy:
+            self.shut_down()
+
+    def shut_down(self) -> None:
+        """Say why and hang up (RFC 5321 §3.8: a server going down may send 421 at any time)."""
+        transport = self.transport
+        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            return
+        reply = f"421 4.3.2 {self.hostname} Service shutting down, try again later"
+        if self.attempt is not None:
+            self.attempt.refuse(reply, "the bridge shut down before the client finished")
+        transport.write(reply.encode() + b"\r\n")
+        transport.close()
+
     # -- transaction lifecycle -----------------------------------------------------------
     def trusted(self) -> bool:
         return in_networks(_peer(self.session), self.fax_handler.config.smtp.trusted_networks)
@@ -113,6 +157,7 @@ class FaxSMTP(SMTP):
     def begin_transaction(self, session: Session, mail_from: str) -> Attempt:
         self.had_mail = True
         self.attempt = Attempt(
+            id=self.attempt_id,
             session_id=self.session_id,
             peer=_peer(session),
             helo=session.host_name,
@@ -136,6 +181,16 @@ class FaxSMTP(SMTP):
         if outcome is Outcome.ABORTED and attempt.error is None:
             attempt.error = "the client ended the transaction before sending the message"
         self.fax_handler.log_later(attempt)
+        self.next_attempt()
+
+    def session_began(self) -> None:
+        metrics.smtp_session()
+        logsetup.bind_session(self.session_id, self.attempt_id)
+
+    def next_attempt(self) -> None:
+        """An attempt ended: log lines from here on belong to the next one."""
+        self.attempt_id = new_id()
+        logsetup.bind_attempt(self.attempt_id)
 
     def tls_version(self) -> str | None:
         return self.tls
@@ -153,10 +208,16 @@ class FaxSMTP(SMTP):
             self.pre_mail_refusals.append(reply)
         super()._timeout_cb()  # type: ignore[no-untyped-call]
 
+    def eof_received(self) -> bool | None:
+        logsetup.bind_session(self.session_id, self.attempt_id)  # a transport callback
+        return super().eof_received()
+
     def connection_lost(self, error: Exception | None) -> None:
+        logsetup.bind_session(self.session_id, self.attempt_id)  # a transport callback
         self.end_transaction()
         if not self.had_mail and self.pre_mail_refusals:
             attempt = Attempt(
+                id=self.attempt_id,
                 session_id=self.session_id,
                 peer=_peer(self.session),
                 helo=self.session.host_name if self.session else None,
@@ -169,6 +230,7 @@ class FaxSMTP(SMTP):
                 attempt.refuse(reply)
             self.fax_handler.log_later(attempt)
         super().connection_lost(error)
+        self.fax_handler.session_closed(self)  # last: its attempt is already queued for the log
 
 
 def raw_rcpt_address(arg: str | None) -> str | None:
@@ -210,6 +272,11 @@ class FaxHandler:
         self.store = store
         self.intake = intake
         self._log_tasks: set[asyncio.Task[None]] = set()
+        # asyncio.Server.wait_closed() does not wait for open connections (Python 3.11), so
+        # the handler keeps the live sessions itself for a graceful shutdown.
+        self.sessions: set[FaxSMTP] = set()
+        self.closing = False
+        self._all_closed = asyncio.Event()
 
     async def handle_MAIL(
         self, server: FaxSMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -282,13 +349,17 @@ class FaxHandler:
         server.recipients = []
         raw = envelope.original_content or b""
         try:
-            return await self.intake.accept(attempt, raw, recipients)
+            reply = await self.intake.accept(attempt, raw, recipients)
+            metrics.attempt_ended(attempt)
+            return reply
         except Exception:
             log.exception("%s failed while taking in the message", attempt.id)
             attempt.outcome = Outcome.REJECTED
             reply = attempt.refuse(STORAGE_REPLY, "internal error while taking in the message")
             self.log_later(attempt)
             return reply
+        finally:
+            server.next_attempt()
 
     async def handle_RSET(self, server: FaxSMTP, session: Session, envelope: Envelope) -> str:
         server.end_transaction()
@@ -300,6 +371,7 @@ class FaxHandler:
 
     # -- logging attempts that end outside DATA ------------------------------------------
     def log_later(self, attempt: Attempt) -> None:
+        metrics.attempt_ended(attempt)
         task = asyncio.get_running_loop().create_task(self._log(attempt))
         self._log_tasks.add(task)
         task.add_done_callback(self._log_tasks.discard)
@@ -313,6 +385,44 @@ class FaxHandler:
     async def drain(self) -> None:
         if self._log_tasks:
             await asyncio.gather(*self._log_tasks, return_exceptions=True)
+
+    # -- sessions, for a graceful shutdown -----------------------------------------------
+    def session_opened(self, session: FaxSMTP) -> None:
+        self.sessions.add(session)
+        self._all_closed.clear()
+        if self.closing:
+            session.shut_down()  # accepted just before the listener closed
+
+    def session_closed(self, session: FaxSMTP) -> None:
+        self.sessions.discard(session)
+        if not self.sessions:
+            self._all_closed.set()
+
+    async def shut_down(self, grace_s: float) -> None:
+        """Hang up on idle sessions now; let open transactions finish within `grace_s`.
+
+        Each busy session hangs up by itself right after the reply that ends its
+        transaction (see `FaxSMTP.push`). After the grace period, sessions still waiting for
+        their client are cut off (the attempt is logged as aborted); a message already being
+        taken in is given one more grace period, since cutting it off could store the fax
+        without the client ever hearing the 250, so the client would send it again.
+        """
+        self.closing = True
+        for session in list(self.sessions):
+            if not session.busy:
+                session.shut_down()
+        if not self.sessions:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_closed.wait(), grace_s)
+        for session in list(self.sessions):
+            if session.waiting_for_client:
+                log.warning(
+                    "%s: closing a session still open after %g s", session.session_id, grace_s
+                )
+                session.shut_down()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_closed.wait(), grace_s)
 
 
 async def start_smtp_servers(config: Config, handler: FaxHandler) -> list[asyncio.Server]:

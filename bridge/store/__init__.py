@@ -11,6 +11,7 @@ from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs, NewJob
 from bridge.store.outbox import Outbox
 from bridge.store.smtplog import Attempt, SmtpLog
+from bridge.store.views import Views
 
 __all__ = ["Attempt", "Database", "NewJob", "Store", "new_id", "utcnow"]
 
@@ -24,6 +25,7 @@ class Store:
         self.jobs = Jobs(self.db)
         self.inbound = Inbound(self.db)
         self.outbox = Outbox(self.db)
+        self.views = Views(self.db)  # read-side queries: API pages, metrics counts
 
     def create_schema(self) -> None:
         self.db.create_schema()

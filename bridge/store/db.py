@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.util import CommandError as AlembicError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.errors import StorageError
-from bridge.store.schema import metadata
+from bridge.store import migrate
 
 
 def utcnow() -> datetime:
@@ -81,10 +82,16 @@ class Database:
         self.is_postgres = self.engine.dialect.name == "postgresql"
 
     def create_schema(self) -> None:
+        """Create or upgrade the tables (`alembic upgrade head`; see `bridge.store.migrate`)."""
         try:
-            metadata.create_all(self.engine)
+            migrate.upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot prepare the database: {exc}") from exc
+        except AlembicError as exc:
+            raise StorageError(
+                f"cannot upgrade the database schema: {exc}. A newer faxbridge may have "
+                "migrated it; run that version, or restore a backup taken before the upgrade."
+            ) from exc
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

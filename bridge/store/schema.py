@@ -42,7 +42,7 @@ smtplog = sa.Table(
     sa.Column("helo", sa.Text),
     sa.Column("tls", sa.String(16)),
     sa.Column("auth_user", sa.String(255)),
-    sa.Column("mail_from", sa.Text),
+    sa.Column("mail_from", sa.Text, index=True),  # sender lookups (revision 0002)
     sa.Column("header_from", sa.Text),
     sa.Column("recipients", sa.JSON, nullable=False),
     sa.Column("message_id", sa.Text),

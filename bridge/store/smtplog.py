@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,3 +114,113 @@ class SmtpLog:
         with self.db.begin() as conn:
             rows = conn.execute(query.limit(limit)).fetchall()
         return [record_of(row) for row in rows]
+
+    def search(
+        self, query: SmtpLogQuery, limit: int = 50, start_key: str | None = None
+    ) -> SmtpLogPage:
+        """One page for the console, newest first by id (ids start with the time, `new_id`)."""
+        return _search(self.db, query, limit, start_key)
+
+
+# -- the console's search ------------------------------------------------------------------
+# Number filters look inside the JSON `recipients` column: SQL narrows by a substring of the
+# column's text, Python then checks the numbers themselves. The Python side reads at most
+# SCAN_ROWS rows per call, so a needle that occurs only in addresses or replies cannot make one
+# page read the whole table; the page then ends early and its `next_key` resumes the scan.
+SCAN_ROWS = 2000
+_SCAN_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class SmtpLogQuery:
+    """The console's filters; every one optional, all of them must hold."""
+
+    faxbox: str | None = None
+    outcome: str | None = None
+    sender: str | None = None  # substring of the envelope or header sender, any case
+    number: str | None = None  # substring of any recipient's original or translated number
+    since: datetime | None = None  # created >= since
+    until: datetime | None = None  # created < until
+
+
+@dataclass(frozen=True)
+class SmtpLogPage:
+    records: list[dict[str, Any]]
+    next_key: str | None  # id to pass as `start_key` for the next (older) page
+    scanned: int  # rows read for the number filter (0 without one)
+
+
+def _digits(text: str | None) -> str:
+    return "".join(ch for ch in text or "" if ch.isdigit())
+
+
+def _number_matches(recipients: list[dict[str, Any]], needle: str) -> bool:
+    """Substring of the number as written or as E.164; digits alone match across separators."""
+    needle = needle.strip()
+    digits = _digits(needle)
+    for recipient in recipients or []:
+        for number in (recipient.get("original_number"), recipient.get("translated_number")):
+            if not number:
+                continue
+            if needle in number or (digits and digits in _digits(number)):
+                return True
+    return False
+
+
+def _json_fragment(text: str) -> str:
+    """How `text` appears inside the column's JSON text (quotes and non-ASCII escaped)."""
+    return json.dumps(text)[1:-1]
+
+
+def _filters(query: SmtpLogQuery) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if query.faxbox:
+        where.append(smtplog.c.faxbox == query.faxbox)
+    if query.outcome:
+        where.append(smtplog.c.outcome == query.outcome)
+    if query.sender:
+        needle = query.sender.strip().lower()
+        where.append(
+            sa.or_(
+                sa.func.lower(smtplog.c.mail_from).contains(needle, autoescape=True),
+                sa.func.lower(smtplog.c.header_from).contains(needle, autoescape=True),
+            )
+        )
+    if query.since:
+        where.append(smtplog.c.created >= query.since)
+    if query.until:
+        where.append(smtplog.c.created < query.until)
+    if query.number and query.number.strip():
+        text = sa.cast(smtplog.c.recipients, sa.Text)
+        needles = {_json_fragment(query.number.strip()), _digits(query.number)} - {""}
+        where.append(sa.or_(*(text.contains(n, autoescape=True) for n in needles)))
+    return where
+
+
+def _search(db: Database, query: SmtpLogQuery, limit: int, start_key: str | None) -> SmtpLogPage:
+    select = smtplog.select().where(*_filters(query)).order_by(smtplog.c.id.desc())
+    needle = (query.number or "").strip()
+    if not needle:
+        if start_key:
+            select = select.where(smtplog.c.id <= start_key)
+        with db.begin() as conn:
+            rows = conn.execute(select.limit(limit + 1)).fetchall()
+        next_key = str(rows[limit].id) if len(rows) > limit else None
+        return SmtpLogPage([record_of(r) for r in rows[:limit]], next_key, 0)
+    found: list[dict[str, Any]] = []
+    scanned = 0
+    key = start_key
+    with db.begin() as conn:
+        while scanned < SCAN_ROWS:
+            chunk = select.where(smtplog.c.id <= key) if key else select
+            rows = conn.execute(chunk.limit(_SCAN_CHUNK + 1)).fetchall()
+            for row in rows[:_SCAN_CHUNK]:
+                scanned += 1
+                if _number_matches(row.recipients, needle):
+                    if len(found) == limit:
+                        return SmtpLogPage(found, str(row.id), scanned)
+                    found.append(record_of(row))
+            if len(rows) <= _SCAN_CHUNK:
+                return SmtpLogPage(found, None, scanned)
+            key = str(rows[_SCAN_CHUNK].id)
+    return SmtpLogPage(found, key, scanned)

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.emulators.hellofax import multipart
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
@@ -39,6 +40,15 @@ RATE_LIMIT_RESET_S = 30
 
 # Common model → callback event (Dropbox Sign sends no callback for submitted/sending).
 EVENTS = {"delivered": "fax_sent"}
+# Common model → `transmissions[].status_code` of the fax record (what `GET /fax/{id}` shows).
+STATUS_CODES = {"sending": "transmitting", "delivered": "success"}
+FAILURE_STATUS_CODES = {
+    "busy": "error_busy",
+    "no_answer": "error_no_answer",
+    "bad_number": "error_bad_destination",
+    "disconnected": "error_disconnected",
+    "unknown": "error_unknown",
+}
 FAILURE_EVENTS = {
     "busy": "fax_busy",
     "no_answer": "fax_no_answer",
@@ -221,7 +231,7 @@ def build_app(state: DropboxSignState) -> Starlette:
     )
 
 
-class DropboxSignHarness:
+class DropboxSignHarness(CallsBack):
     provider_type = "dropboxsign"
     supported_failures = tuple(FAILURE_EVENTS)
 
@@ -251,6 +261,15 @@ class DropboxSignHarness:
 
     def error_body(self, message: str) -> Any:
         return {"error": {"error_msg": message, "error_name": "bad_request"}}
+
+    def settle(self, fax_id: str, status: str, reason: str | None = None) -> None:
+        """The fax ends without a callback reaching anyone (`GET /fax/{id}` shows it)."""
+        fax = self.state.faxes[fax_id]
+        if status == "failed":
+            fax.status_code = FAILURE_STATUS_CODES[reason or "unknown"]
+        else:
+            fax.status_code = STATUS_CODES[status]
+        fax.sent_at = int(time.time())
 
     def event_callback(
         self, event_type: str, fax: Fax, event_time: int | None = None

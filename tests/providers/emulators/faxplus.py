@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
 ACCESS_TOKEN = "fp-test-access-token"
@@ -236,7 +237,7 @@ def build_app(state: FaxPlusState) -> Starlette:
     )
 
 
-class FaxPlusHarness:
+class FaxPlusHarness(CallsBack):
     provider_type = "faxplus"
     supported_failures: tuple[str, ...] = tuple(FAILURE_STATUSES)
 
@@ -274,6 +275,11 @@ class FaxPlusHarness:
 
     def hang_next(self, seconds: float) -> None:
         self.recorder.hang_next(seconds)
+
+    def registered_callback_url(self, inbound: bool) -> str | None:
+        """The target of the `fax_received` / `fax_sent` hook (`POST /hooks`)."""
+        event = "fax_received" if inbound else "fax_sent"
+        return next((h["target"] for h in self.state.hooks.values() if h["event"] == event), None)
 
     def _hook(self, event: str, data: dict[str, Any]) -> CallbackHTTP:
         target = next(
@@ -323,7 +329,7 @@ class FaxPlusHarness:
             "direction": "incoming",
             "from_number": from_number,
             "to": to_number,
-            "pages": 1,
+            "pages": _page_count(pdf),
             "status": "success",
             "file": f"{fax_id}.tiff",
             "file_name": f"fax-from-{from_number.lstrip('+')}",

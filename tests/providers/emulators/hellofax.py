@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
 USERNAME = "fax@example.com"
@@ -239,7 +240,7 @@ def build_app(state: HelloFaxState) -> Starlette:
     )
 
 
-class HelloFaxHarness:
+class HelloFaxHarness(CallsBack):
     provider_type = "hellofax"
     supported_failures = tuple(FAILURE_CODES)
 
@@ -278,6 +279,19 @@ class HelloFaxHarness:
         found = self.state.transmissions[guid]
         found.status_code, found.error_code = status_code, error_code
         found.updated_at = int(time.time())
+
+    def settle(self, guid: str, status: str, reason: str | None = None) -> None:
+        """The transmission ends without a callback reaching anyone (polling sees it)."""
+        if status == "failed":
+            self.set_status(guid, *FAILURE_CODES[reason or "unknown"])
+        else:
+            self.set_status(guid, PROGRESS_CODES[status])
+
+    def registered_callback_url(self, inbound: bool) -> str | None:
+        """The account's callback URL (`POST /Accounts/{guid}`, as `providers setup` sets it)."""
+        key = "DefaultInboundFaxCallbackUrl" if inbound else "DefaultOutboundFaxCallbackUrl"
+        url = self.state.account.get(key)
+        return str(url) if url else None
 
     def transaction_callback(
         self, record: dict[str, Any], pdf: bytes | None = None, file_field: str = "file"

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
 GREGORIAN_OFFSET_S = 62_167_219_200
@@ -224,7 +225,7 @@ def _pages(pdf: bytes) -> int:
 
 
 @dataclass
-class KazooHarness:
+class KazooHarness(CallsBack):
     """The contract suite's handle on the emulator (see `tests/providers/harness.py`)."""
 
     state: KazooState
@@ -300,6 +301,21 @@ class KazooHarness:
         if fax_id in self.state.files:
             self.state.files[outbox_id] = self.state.files[fax_id]
         return doc
+
+    def settle(self, fax_id: str, status: str, reason: str | None = None) -> None:
+        """The job ends without a webhook reaching anyone (polling sees it in the outbox)."""
+        if status in ("delivered", "failed"):
+            self.finish(fax_id, status, reason)
+        else:
+            self.set_job_status(fax_id, "processing" if status == "sending" else "pending")
+
+    def registered_callback_url(self, inbound: bool) -> str | None:
+        """The `uri` of the webhook for `inbound_fax` / `outbound_fax` notifications."""
+        event = "inbound_fax" if inbound else "outbound_fax"
+        for hook in self.state.webhooks.values():
+            if hook.get("custom_data") == {"type": event} and hook.get("enabled", True):
+                return str(hook["uri"])
+        return None
 
     def status_callback(
         self, provider_fax_id: str, status: str, reason: str | None = None

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
 API_KEY = "mfax-test-api-key"
@@ -210,7 +211,7 @@ def build_app(state: MFaxState) -> Starlette:
     )
 
 
-class MFaxHarness:
+class MFaxHarness(CallsBack):
     provider_type = "mfax"
     supported_failures: tuple[str, ...] = tuple(FAILURES)
 
@@ -260,6 +261,23 @@ class MFaxHarness:
         if status in ("success", "failed", "cancelled"):
             fax.update(resolvedDate=_now(), pagesComplete=fax["pagesCount"] * (status == "success"))
         return dict(fax)
+
+    def settle(self, message_id: str, status: str, reason: str | None = None) -> None:
+        """The fax ends without a webhook reaching anyone (`GET /fax/{id}/info` shows it)."""
+        if status in _PROGRESS:
+            self.finish(message_id, _PROGRESS[status])
+        elif status == "delivered":
+            self.finish(message_id, "success", resultCode="0", resultInfo="OK")
+        else:
+            code, text = FAILURES[reason or "unknown"]
+            self.finish(
+                message_id,
+                "failed",
+                resultCode=code,
+                resultInfo=text,
+                errorCode=code,
+                errorInfo=text,
+            )
 
     def status_callback(
         self, provider_fax_id: str, status: str, reason: str | None = None

@@ -1,0 +1,347 @@
+"""The Kazoo-compatible API (DESIGN.md §7): `/v2/accounts/{faxbox}/faxes/…`.
+
+Tools written for Kazoo's fax API read the bridge with a changed base URL: one "account" per
+faxbox, Kazoo's envelope (`data`, `status`, `page_size`, `next_start_key`, `request_id`,
+`revision`) and its error shape (`{"error": "404", "message": "bad_identifier", …}`). The
+token is checked before anything else, so without one nothing is revealed, not even which
+faxboxes exist. Every error, validation errors included, leaves through `KazooRoute` in the
+Kazoo shape rather than FastAPI's `{"detail": …}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException
+
+from bridge.config import Config
+from bridge.documents import merge_pdfs
+from bridge.errors import StorageError
+from bridge.http.api_models import (
+    ErrorEnvelope,
+    FaxJobList,
+    FaxJobOne,
+    InboundList,
+    InboundOne,
+    ResubmitAction,
+    ResubmitEnvelope,
+    SmtpLogList,
+    SmtpLogOne,
+)
+from bridge.models import JobStatus
+from bridge.store import Store, utcnow
+from bridge.store.inbound import inbound_record
+from bridge.store.views import Page
+
+API_DESCRIPTION = """\
+Kazoo-compatible, read-mostly view of the bridge: one *account* per faxbox (the account id in
+the path is the faxbox name). Every request needs an `X-Auth-Token` header holding one of the
+tokens listed under `http.api_tokens` in the configuration. **When no token is configured the
+API is closed: every request is answered `401`.** Lists are newest first; pass `page_size`
+(default 50) and the previous answer's `next_start_key` as `start_key` to page.
+"""
+
+_ID = re.compile(r"[0-9a-f]{1,32}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PDF = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+_RULES = {
+    "greater_than_equal": "minimum",
+    "less_than_equal": "maximum",
+    "string_pattern_mismatch": "pattern",
+    "missing": "required",
+    "int_parsing": "type",
+    "literal_error": "enum",
+}
+
+PageSize = Annotated[int, Query(ge=1, le=1000, description="records per page")]
+StartKey = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9a-f]{1,32}$", description="`next_start_key` of the previous page"),
+]
+RecordId = Annotated[str, Path(description="the record's id")]
+Faxbox = Annotated[str, Path(description="the faxbox name: Kazoo's account id")]
+_TOKEN_HEADER = APIKeyHeader(
+    name="X-Auth-Token",
+    auto_error=False,
+    description="One of `http.api_tokens`; with none configured, every request gets 401.",
+)
+Token = Annotated[str | None, Security(_TOKEN_HEADER)]
+
+
+class KazooError(Exception):
+    def __init__(self, status: int, message: str, data: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.data = data
+
+
+def bad_identifier(detail: str = "The path requested is invalid") -> KazooError:
+    return KazooError(404, "bad_identifier", {"message": "bad identifier", "not_found": detail})
+
+
+def error_response(request: Request, exc: KazooError) -> JSONResponse:
+    body = ErrorEnvelope(
+        data=exc.data,
+        error=str(exc.status),
+        message=exc.message,
+        request_id=request.state.request_id,
+        timestamp=utcnow(),
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=exc.status)
+
+
+_PARSE_ERROR = KazooError(400, "parse_error", {"message": "failed to parse request body"})
+
+
+def _invalid_data(exc: RequestValidationError) -> KazooError:
+    """Kazoo's validation errors: `{"page_size": {"minimum": {"message": …}}}`."""
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return _PARSE_ERROR
+    data: dict[str, Any] = {}
+    for error in exc.errors():
+        where = [str(part) for part in error.get("loc", ())]
+        field = ".".join(where[1:]) or (where[0] if where else "request")
+        rule = _RULES.get(str(error.get("type")), str(error.get("type", "invalid")))
+        data.setdefault(field, {})[rule] = {"message": str(error.get("msg", "invalid"))}
+    return KazooError(400, "invalid data", data)
+
+
+class KazooRoute(APIRoute):
+    """Gives each request an id and turns every refusal into Kazoo's error envelope."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            given = request.headers.get("x-request-id", "")
+            request.state.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+            try:
+                response = await handle(request)
+            except KazooError as exc:
+                response = error_response(request, exc)
+            except RequestValidationError as exc:
+                response = error_response(request, _invalid_data(exc))
+            except HTTPException as exc:  # FastAPI's own: a body that is not even text
+                error = _PARSE_ERROR if exc.status_code == 400 else None
+                error = error or KazooError(exc.status_code, "error", {"message": str(exc.detail)})
+                response = error_response(request, error)
+            except StorageError:
+                unreachable = {"message": "datastore timeout"}
+                response = error_response(
+                    request, KazooError(503, "datastore_unreachable", unreachable)
+                )
+            response.headers["X-Request-ID"] = request.state.request_id
+            return response
+
+        return route
+
+
+def _meta(request: Request, data: Any) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
+    return {"request_id": request.state.request_id, "revision": digest[:32], "timestamp": utcnow()}
+
+
+def _listing(request: Request, page: Page, start_key: str | None) -> dict[str, Any]:
+    return {
+        "data": page.records,
+        "page_size": len(page.records),
+        "start_key": start_key,
+        "next_start_key": page.next_key,
+        **_meta(request, page.records),
+    }
+
+
+def _one(request: Request, record: dict[str, Any]) -> dict[str, Any]:
+    return {"data": record, **_meta(request, record)}
+
+
+def _pdf(data: bytes, name: str) -> Response:
+    disposition = f'inline; filename="{name}.pdf"'
+    return Response(
+        data, media_type="application/pdf", headers={"Content-Disposition": disposition}
+    )
+
+
+def token_checker(tokens: list[str]) -> Callable[..., None]:
+    wanted = [token.encode() for token in tokens]
+
+    def authenticate(token: Token = None) -> None:
+        given = (token or "").encode()
+        matched = False
+        for candidate in wanted:  # no early exit: the time taken says nothing about the tokens
+            matched |= hmac.compare_digest(given, candidate)
+        if not (token and matched):
+            raise KazooError(401, "invalid_credentials", {"message": "invalid credentials"})
+
+    return authenticate
+
+
+def kazoo_api(config: Config, store: Store) -> APIRouter:
+    """The router; `create_app` includes it. Authentication applies to every route in it."""
+    faxboxes = {box.name for box in config.faxboxes}
+    router = APIRouter(
+        prefix="/v2/accounts/{faxbox}/faxes",
+        route_class=KazooRoute,
+        dependencies=[Depends(token_checker(config.http.api_tokens))],
+        tags=["Kazoo-compatible API"],
+        responses={
+            401: {"model": ErrorEnvelope, "description": "no valid X-Auth-Token"},
+            404: {"model": ErrorEnvelope, "description": "unknown faxbox or id"},
+            "4XX": {"model": ErrorEnvelope, "description": "400 invalid data, 409 conflict"},
+            503: {"model": ErrorEnvelope, "description": "the store is unreachable"},
+        },
+    )
+
+    def account(faxbox: str) -> str:
+        if faxbox not in faxboxes:
+            raise bad_identifier(f"no account {faxbox}")
+        return faxbox
+
+    async def job_of(faxbox: str, job_id: str, *, final: bool) -> dict[str, Any]:
+        box = account(faxbox)
+        job = await asyncio.to_thread(store.jobs.get, job_id) if _ID.fullmatch(job_id) else None
+        if job is None or job["faxbox"] != box or JobStatus(job["status"]).is_final != final:
+            raise bad_identifier()
+        return job
+
+    async def inbound_row(faxbox: str, fax_id: str) -> Any:
+        box = account(faxbox)
+        row = await asyncio.to_thread(store.inbound.row, fax_id) if _ID.fullmatch(fax_id) else None
+        if row is None or row.faxbox != box:
+            raise bad_identifier()
+        return row
+
+    @router.get("/smtplog", response_model=SmtpLogList)
+    async def smtplog_list(
+        request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
+    ) -> dict[str, Any]:
+        """Every SMTP attempt for this faxbox, accepted or not, newest first."""
+        box = account(faxbox)
+        page = await asyncio.to_thread(store.views.smtplog_page, box, page_size, start_key)
+        return _listing(request, page, start_key)
+
+    @router.get("/smtplog/{attempt_id}", response_model=SmtpLogOne)
+    async def smtplog_one(request: Request, faxbox: Faxbox, attempt_id: RecordId) -> dict[str, Any]:
+        box = account(faxbox)
+        found = None
+        if _ID.fullmatch(attempt_id):
+            found = await asyncio.to_thread(store.smtplog.get, attempt_id)
+        if found is None or found["faxbox"] != box:
+            raise bad_identifier()
+        return _one(request, found)
+
+    @router.get("/outgoing", response_model=FaxJobList)
+    async def outgoing_list(
+        request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
+    ) -> dict[str, Any]:
+        """Fax jobs not final yet: queued, being submitted, or in the provider's hands."""
+        page = await asyncio.to_thread(
+            store.views.jobs_page,
+            account(faxbox),
+            final=False,
+            limit=page_size,
+            start_key=start_key,
+        )
+        return _listing(request, page, start_key)
+
+    @router.get("/outgoing/{job_id}", response_model=FaxJobOne)
+    async def outgoing_one(request: Request, faxbox: Faxbox, job_id: RecordId) -> dict[str, Any]:
+        return _one(request, await job_of(faxbox, job_id, final=False))
+
+    @router.get("/outbox", response_model=FaxJobList)
+    async def outbox_list(
+        request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
+    ) -> dict[str, Any]:
+        """Fax jobs that reached a final status: delivered, failed or cancelled."""
+        box = account(faxbox)
+        page = await asyncio.to_thread(
+            store.views.jobs_page, box, final=True, limit=page_size, start_key=start_key
+        )
+        return _listing(request, page, start_key)
+
+    @router.get("/outbox/{job_id}", response_model=FaxJobOne)
+    async def outbox_one(request: Request, faxbox: Faxbox, job_id: RecordId) -> dict[str, Any]:
+        return _one(request, await job_of(faxbox, job_id, final=True))
+
+    @router.get(
+        "/outbox/{job_id}/attachment",
+        response_class=Response,
+        responses={200: {"content": _PDF, "description": "the fax as transmitted"}},
+    )
+    async def outbox_attachment(faxbox: Faxbox, job_id: RecordId) -> Response:
+        """The fax as transmitted: the cover page (when there was one), then the document."""
+        await job_of(faxbox, job_id, final=True)
+        row = await asyncio.to_thread(store.jobs.row, job_id)
+        if row is None:  # purged a moment ago
+            raise bad_identifier()
+        paths = [p for p in (row.cover_path, row.document_path) if p]
+        try:
+            parts = [await asyncio.to_thread(store.db.read_file, p) for p in paths]
+        except OSError as exc:
+            raise bad_identifier("the fax document is no longer stored") from exc
+        pdf = await asyncio.to_thread(merge_pdfs, parts) if len(parts) > 1 else parts[0]
+        return _pdf(pdf, f"fax-{job_id}")
+
+    @router.put("/outbox/{job_id}", response_model=FaxJobOne)
+    async def outbox_resubmit(
+        request: Request,
+        faxbox: Faxbox,
+        job_id: RecordId,
+        body: Annotated[ResubmitEnvelope | ResubmitAction, Body()],
+    ) -> dict[str, Any]:
+        """`{"data": {"action": "resubmit"}}` queues a failed or cancelled fax again."""
+        await job_of(faxbox, job_id, final=True)
+        try:
+            await asyncio.to_thread(store.jobs.retry, job_id)
+        except ValueError as exc:
+            raise KazooError(409, "conflict", {"message": str(exc)}) from exc
+        except LookupError as exc:
+            raise bad_identifier() from exc
+        job = await asyncio.to_thread(store.jobs.get, job_id)
+        if job is None:
+            raise bad_identifier()
+        return _one(request, job)
+
+    @router.get("/inbox", response_model=InboundList)
+    async def inbox_list(
+        request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
+    ) -> dict[str, Any]:
+        """Faxes received on this faxbox's numbers, newest first."""
+        box = account(faxbox)
+        page = await asyncio.to_thread(store.views.inbound_page, box, page_size, start_key)
+        return _listing(request, page, start_key)
+
+    @router.get("/inbox/{fax_id}", response_model=InboundOne)
+    async def inbox_one(request: Request, faxbox: Faxbox, fax_id: RecordId) -> dict[str, Any]:
+        return _one(request, inbound_record(await inbound_row(faxbox, fax_id)))
+
+    @router.get(
+        "/inbox/{fax_id}/attachment",
+        response_class=Response,
+        responses={200: {"content": _PDF, "description": "the received fax"}},
+    )
+    async def inbox_attachment(faxbox: Faxbox, fax_id: RecordId) -> Response:
+        """The received fax as the provider delivered it (PDF)."""
+        row = await inbound_row(faxbox, fax_id)
+        if not row.document_path:
+            raise bad_identifier("the provider gave no document for this fax")
+        try:
+            pdf = await asyncio.to_thread(store.db.read_file, row.document_path)
+        except OSError as exc:
+            raise bad_identifier("the fax document is no longer stored") from exc
+        return _pdf(pdf, f"fax-{fax_id}")
+
+    return router

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; `bridge.store.migrate` runs them at start-up."""

@@ -1,0 +1,252 @@
+"""The Kazoo-compatible API over real HTTP, against a bridge that received real SMTP mail."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from io import BytesIO
+from typing import Any
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from bridge.config import Config
+from bridge.store.smtplog import RECORD_KEYS
+from tests.bridge_runner import BridgeThread
+from tests.helpers import smtp_client, wait_for
+from tests.messages import fax_mail
+
+TOKEN = "api-token-for-tests"
+ACCOUNT = "/v2/accounts/main/faxes"
+QUEUED_REPLY = re.compile(r"Queued as (\w+) \(fax (\w+)\)")
+
+
+@pytest.fixture
+def api_bridge(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> BridgeThread:
+    return start_bridge(make_config({"http": {"api_tokens": ["another-token", TOKEN]}}))
+
+
+def deliver(bridge: BridgeThread, message: EmailMessage) -> tuple[str, str]:
+    """One message, one recipient: return the attempt id and job id from the 250 reply."""
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        code, _ = client.rcpt(message["To"].addresses[0].addr_spec)
+        assert code == 250
+        code, reply = client.data(message.as_bytes(policy=SMTP))
+    assert code == 250, reply
+    found = QUEUED_REPLY.search(reply.decode())
+    assert found, reply
+    return found.group(1), found.group(2)
+
+
+def api(
+    bridge: BridgeThread, path: str, token: str | None = TOKEN, **params: Any
+) -> httpx.Response:
+    headers = {"X-Auth-Token": token} if token is not None else {}
+    return httpx.get(bridge.http_url + ACCOUNT + path, headers=headers, params=params, timeout=30)
+
+
+def final(bridge: BridgeThread, job_id: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        response = api(bridge, f"/outbox/{job_id}")
+        return response.json()["data"] if response.status_code == 200 else None
+
+    return wait_for(probe, timeout_s=30, what=f"job {job_id} in the outbox")
+
+
+def test_smtplog_answers_in_kazoos_envelope_with_the_attempt_as_logged(
+    api_bridge: BridgeThread,
+) -> None:
+    attempt_id, job_id = deliver(api_bridge, fax_mail(to="12125550123@fax.localhost"))
+
+    response = api(api_bridge, "/smtplog")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "success"
+    assert body["page_size"] == 1
+    assert body["next_start_key"] is None
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert body["revision"]
+    (record,) = body["data"]
+    assert set(record) == set(RECORD_KEYS)
+    assert record["id"] == attempt_id
+    assert record["outcome"] == "accepted"
+    assert record["from"] == "alice@example.com"
+    assert record["fax_ids"] == [job_id]
+    assert record["recipients"][0]["translated_number"] == "+12125550123"
+    assert datetime.fromisoformat(record["created"]) <= datetime.fromisoformat(record["finished"])
+
+    one = api(api_bridge, f"/smtplog/{attempt_id}").json()
+    assert one["data"] == record
+    assert one["status"] == "success"
+
+
+def test_lists_page_newest_first_across_three_pages_without_gaps(api_bridge: BridgeThread) -> None:
+    sent = [
+        deliver(api_bridge, fax_mail(to=f"1212555{n:04d}@fax.localhost", pdf_pages=1))
+        for n in range(110, 115)
+    ]
+    for _, job_id in sent:
+        final(api_bridge, job_id)
+    newest_first = {
+        "smtplog": [a for a, _ in reversed(sent)],
+        "outbox": [j for _, j in reversed(sent)],
+    }
+
+    for kind, expected in newest_first.items():
+        pages, start_key = [], None
+        while True:
+            params = {"page_size": 2} | ({"start_key": start_key} if start_key else {})
+            body = api(api_bridge, f"/{kind}", **params).json()
+            pages.append([record["id"] for record in body["data"]])
+            assert body["page_size"] == len(body["data"])
+            start_key = body["next_start_key"]
+            if start_key is None:
+                break
+        assert pages == [expected[0:2], expected[2:4], expected[4:5]], kind
+
+
+def test_without_a_valid_token_the_api_answers_401_and_reveals_nothing(
+    api_bridge: BridgeThread,
+) -> None:
+    deliver(api_bridge, fax_mail())
+    for token in (None, "", "wrong-token", TOKEN + "x"):
+        for path in ("/smtplog", "/outbox", "/inbox"):
+            response = api(api_bridge, path, token=token)
+            assert response.status_code == 401, (token, path)
+            body = response.json()
+            assert body["error"] == "401"
+            assert body["message"] == "invalid_credentials"
+            assert body["status"] == "error"
+            assert "data" in body and "alice" not in response.text
+    # an unknown account is not told apart from a known one without a token
+    assert api(api_bridge, "/smtplog", token=None).status_code == 401
+    assert httpx.get(api_bridge.http_url + "/v2/accounts/nobody/faxes/smtplog").status_code == 401
+    assert httpx.get(api_bridge.http_url + "/healthz").status_code == 200
+    assert httpx.get(api_bridge.http_url + "/metrics").status_code == 200
+
+
+def test_with_no_token_configured_every_request_is_refused(bridge: BridgeThread) -> None:
+    assert bridge.config.http.api_tokens == []
+    assert api(bridge, "/smtplog", token="").status_code == 401
+    assert api(bridge, "/smtplog", token="anything").status_code == 401
+
+
+def test_unknown_account_or_id_is_kazoos_bad_identifier(api_bridge: BridgeThread) -> None:
+    attempt_id, job_id = deliver(api_bridge, fax_mail())
+    final(api_bridge, job_id)
+    other = httpx.get(
+        api_bridge.http_url + "/v2/accounts/other/faxes/smtplog",
+        headers={"X-Auth-Token": TOKEN},
+    )
+    for response in (
+        other,
+        api(api_bridge, "/smtplog/0000000000000000"),
+        api(api_bridge, "/smtplog/not-an-id"),
+        api(api_bridge, f"/outgoing/{job_id}"),  # delivered: in the outbox, not outgoing
+        api(api_bridge, f"/outbox/{attempt_id}"),  # an attempt id is no job id
+        api(api_bridge, f"/inbox/{job_id}"),
+    ):
+        assert response.status_code == 404, response.url
+        body = response.json()
+        assert (body["error"], body["message"]) == ("404", "bad_identifier")
+        assert body["data"]["message"] == "bad identifier"
+
+    bad = api(api_bridge, "/outbox", page_size=0)
+    assert bad.status_code == 400
+    assert bad.json()["message"] == "invalid data"
+    assert "page_size" in bad.json()["data"]
+
+
+def test_outbox_attachment_is_the_fax_as_transmitted_cover_page_first(
+    api_bridge: BridgeThread,
+) -> None:
+    _, job_id = deliver(api_bridge, fax_mail(to="12125550123@fax.localhost", pdf_pages=2))
+    job = final(api_bridge, job_id)
+    assert job["status"] == "delivered"
+    assert [event["status"] for event in job["history"]][-1] == "delivered"
+
+    response = api(api_bridge, f"/outbox/{job_id}/attachment")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    pdf = PdfReader(BytesIO(response.content))
+    assert len(pdf.pages) == job["pages"] == 3
+    assert "Contract" in pdf.pages[0].extract_text()  # the cover page
+    assert "doc 1" in pdf.pages[1].extract_text()
+    assert "doc 2" in pdf.pages[2].extract_text()
+
+
+def test_inbox_shows_the_fax_received_on_the_faxbox_number(api_bridge: BridgeThread) -> None:
+    _, job_id = deliver(api_bridge, fax_mail(to="12125550100@fax.localhost", pdf_pages=1))
+    final(api_bridge, job_id)
+
+    def inbox() -> list[dict[str, Any]]:
+        return list(api(api_bridge, "/inbox").json()["data"])
+
+    (fax,) = wait_for(inbox, timeout_s=30, what="the inbound fax")
+    assert fax["to"] == "+12125550100"
+    assert fax["from"] == "+12125550100"
+    assert api(api_bridge, f"/inbox/{fax['id']}").json()["data"] == fax
+
+    response = api(api_bridge, f"/inbox/{fax['id']}/attachment")
+    assert response.headers["content-type"] == "application/pdf"
+    assert len(PdfReader(BytesIO(response.content)).pages) == fax["pages"] == 2
+
+
+def test_resubmit_queues_a_failed_fax_again(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    # The simulator knows a resubmitted job as the fax it already sent (same job id) and
+    # does not call back again; a quick status poll brings the job to its final state.
+    api_bridge = start_bridge(
+        make_config({"http": {"api_tokens": [TOKEN]}, "providers": {"sim": {"status_poll_s": 0.2}}})
+    )
+    _, busy = deliver(api_bridge, fax_mail(to="12125550001@fax.localhost"))
+    assert final(api_bridge, busy)["reason"] == "busy"
+    url = f"{api_bridge.http_url}{ACCOUNT}/outbox/{busy}"
+    headers = {"X-Auth-Token": TOKEN}
+
+    response = httpx.put(url, headers=headers, json={"data": {"action": "resubmit"}})
+
+    assert response.status_code == 200, response.text
+    job = response.json()["data"]
+    assert job["status"] == "queued"
+    assert job["reason"] is None
+    assert job["history"][-1]["detail"] == "retried by an admin"
+
+    def failed_twice() -> list[str]:
+        found = api(api_bridge, f"/outbox/{busy}").json().get("data", {})
+        history = [e["status"] for e in found.get("history", [])]
+        return history if history.count("failed") == 2 else []
+
+    history = wait_for(failed_twice, timeout_s=30, what="the second failure")
+    assert history[history.index("failed") + 1 :][:2] == ["queued", "submitting"]
+    bare = httpx.put(url, headers=headers, json={"action": "resubmit"})
+    assert bare.status_code == 200
+    assert bare.json()["data"]["status"] == "queued"
+
+    refused = httpx.put(url, headers=headers, json={"data": {"action": "delete"}})
+    assert refused.status_code == 400
+    assert httpx.put(url, json={"action": "resubmit"}).status_code == 401
+
+
+def test_resubmitting_a_delivered_fax_is_a_conflict(api_bridge: BridgeThread) -> None:
+    _, job_id = deliver(api_bridge, fax_mail())
+    assert final(api_bridge, job_id)["status"] == "delivered"
+    response = httpx.put(
+        f"{api_bridge.http_url}{ACCOUNT}/outbox/{job_id}",
+        headers={"X-Auth-Token": TOKEN},
+        json={"data": {"action": "resubmit"}},
+    )
+    assert response.status_code == 409
+    assert "only failed or cancelled" in response.json()["data"]["message"]
+    assert final(api_bridge, job_id)["status"] == "delivered"

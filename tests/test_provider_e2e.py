@@ -1,0 +1,373 @@
+"""E-mail in, fax out through a real provider API, callback back, report in the Maildir.
+
+For each provider type a loopback emulator of its API (tests/providers/emulators/) plays the
+provider, and a whole bridge runs with that provider as its faxbox's. `swaks` sends the mail;
+the emulator records the fax it was sent; the emulator then calls the bridge back over HTTP at
+the URL `providers setup` registered (or, where the provider has no API for it, the URL an admin
+would enter by hand); the job ends and the sender gets the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from bridge.config import Config
+from bridge.providers.registry import build_providers
+from tests.bridge_runner import BridgeThread
+from tests.helpers import wait_for
+from tests.messages import make_pdf
+from tests.providers.harness import CallbackHTTP, RecordedRequest
+from tests.test_end_to_end import final_job, maildir_messages
+
+pytestmark = pytest.mark.swaks
+
+PROVIDERS = ["hellofax", "faxplus", "kazoo", "dropboxsign", "mfax"]
+CALLBACK_TOKEN = "e2e-callback-token-7d41"
+TO = "+12125550123"
+SUBJECT = "Scan from MFP"
+
+# What the provider's own status code for each outcome is, as the job keeps it.
+DELIVERED_CODES = {
+    "hellofax": "S",
+    "faxplus": "success",
+    "kazoo": "outbound_fax",
+    "dropboxsign": "fax_sent",
+    "mfax": "success",
+}
+BUSY_CODES = {
+    "hellofax": "E/B",
+    "faxplus": "failed_user_busy",
+    "kazoo": "USER_BUSY",
+    "dropboxsign": "fax_busy",
+    "mfax": "486",
+}
+# Kazoo has no cover fields: the bridge's own cover page goes out as page 1.
+OWN_COVER_PAGE = {"kazoo"}
+
+
+class Emulator(Protocol):
+    """The parts of an emulator harness these tests use (see emulators/_callbacks.py)."""
+
+    provider_type: str
+    requests: list[RecordedRequest]
+    callback_target: str | None
+
+    def provider_config(self, callback_token: str) -> dict[str, Any]: ...
+    def registered_callback_url(self, inbound: bool) -> str | None: ...
+    def status_callback(
+        self, provider_fax_id: str, status: str, reason: str | None = None
+    ) -> CallbackHTTP: ...
+    def inbound_callback(self, from_number: str, to_number: str, pdf: bytes) -> CallbackHTTP: ...
+    def forged(self, callback: CallbackHTTP) -> CallbackHTTP: ...
+    def post(self, callback: CallbackHTTP, *, inbound: bool = False) -> httpx.Response: ...
+    def complete(
+        self, provider_fax_id: str, status: str, reason: str | None = None
+    ) -> httpx.Response: ...
+    def deliver_inbound(self, from_number: str, to_number: str, pdf: bytes) -> httpx.Response: ...
+    def settle(self, provider_fax_id: str, status: str, reason: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class WireFax:
+    """The fax as it reached the provider: destination as the API got it, the PDF sent."""
+
+    number: str
+    pdf: bytes
+    fields: dict[str, Any]  # the provider's other fields (cover page, caller ID …)
+
+
+def _posted(emulator: Emulator, method: str, suffix: str) -> RecordedRequest | None:
+    return next(
+        (r for r in emulator.requests if r.method == method and r.path.endswith(suffix)), None
+    )
+
+
+def wire_fax(emulator: Emulator) -> WireFax | None:
+    """The one fax sent to the emulator so far, read off the recorded requests, or None."""
+    kind = emulator.provider_type
+    if kind == "hellofax":
+        sent = _posted(emulator, "POST", "/Transmissions")
+        if sent is None:
+            return None
+        return WireFax(sent.query["To"][0], sent.files()[0].data, sent.form())
+    if kind == "faxplus":
+        upload, outbox = _posted(emulator, "POST", "/files"), _posted(emulator, "POST", "/outbox")
+        if upload is None or outbox is None:
+            return None
+        body = outbox.json()
+        return WireFax(body["to"][0], upload.files()[0].data, body)
+    if kind == "kazoo":
+        sent = _posted(emulator, "PUT", "/faxes")
+        if sent is None:
+            return None
+        parts = {p.content_type: p.data for p in sent.parts()}
+        data = json.loads(parts["application/json"])["data"]
+        return WireFax(data["to_number"], parts["application/pdf"], data)
+    if kind == "dropboxsign":
+        sent = _posted(emulator, "POST", "/fax/send")
+        if sent is None:
+            return None
+        return WireFax(sent.form()["recipient"][0], sent.files()[0].data, sent.form())
+    if kind == "mfax":
+        sent = _posted(emulator, "POST", "/faxes")
+        if sent is None:
+            return None
+        return WireFax(sent.form()["faxNumber"][0], sent.files()[0].data, sent.form())
+    raise AssertionError(f"no wire reader for {kind}")
+
+
+# Each API's spelling of +12125550123.
+WIRE_NUMBERS = {
+    "hellofax": "12125550123",
+    "faxplus": TO,
+    "kazoo": TO,
+    "dropboxsign": "12125550123",
+    "mfax": TO,
+}
+
+
+@pytest.fixture(params=PROVIDERS)
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    module = importlib.import_module(f"tests.providers.emulators.{request.param}")
+    with module.make_harness() as running:
+        yield running
+
+
+def provider_faxbox_config(
+    make_config: Callable[..., Config], emulator: Emulator, **provider: Any
+) -> Config:
+    """The default test config with the emulated provider as faxbox `main`'s provider."""
+    name = emulator.provider_type
+    return make_config(
+        providers={name: {**emulator.provider_config(CALLBACK_TOKEN), **provider}},
+        faxboxes=[
+            {
+                "name": "main",
+                "domains": ["fax.localhost"],
+                "provider": name,
+                "caller_id": "+12125550100",
+                "default_region": "US",
+                "inbound": {
+                    "numbers": ["+12125550100"],
+                    "email_to": ["frontdesk@fax.localhost"],
+                },
+            }
+        ],
+    )
+
+
+def register_callbacks(config: Config, emulator: Emulator) -> list[str]:
+    """Do what the admin does once: `faxbridge providers setup NAME`, and where the provider
+    has no API for it, enter the callback URL by hand as the instructions say."""
+
+    async def setup() -> tuple[list[str], str]:
+        async with httpx.AsyncClient() as client:
+            provider = build_providers(config, client)[emulator.provider_type]
+            return await provider.setup(), provider.callback_url()
+
+    lines, url = asyncio.run(setup())
+    if emulator.registered_callback_url(inbound=False) is None:
+        assert any(url in line for line in lines), lines
+        emulator.callback_target = url
+    return lines
+
+
+@pytest.fixture
+def provider_bridge(
+    emulator: Emulator,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+) -> BridgeThread:
+    config = provider_faxbox_config(make_config, emulator)
+    register_callbacks(config, emulator)
+    return start_bridge(config)
+
+
+def swaks_send(bridge: BridgeThread, pdf: Path, to: str = "12125550123@fax.localhost") -> str:
+    swaks = shutil.which("swaks")
+    assert swaks, "swaks is installed by `make test` (Debian package swaks)"
+    host, port = bridge.smtp_address
+    result = subprocess.run(
+        [
+            swaks,
+            "--server",
+            host,
+            "--port",
+            str(port),
+            "--from",
+            "scanner@example.com",
+            "--to",
+            to,
+            "--h-Subject",
+            SUBJECT,
+            "--body",
+            "Scanned pages attached.",
+            "--attach-type",
+            "application/pdf",
+            "--attach-name",
+            pdf.name,
+            "--attach",
+            f"@{pdf}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    replies = [line for line in result.stdout.splitlines() if line.startswith("<-  250 2.0.0")]
+    assert len(replies) == 1 and "Queued as" in replies[0], result.stdout
+    return replies[0]
+
+
+def submitted_job(bridge: BridgeThread, to: str = TO) -> dict[str, Any]:
+    """The job once the provider has accepted it (its fax id recorded)."""
+
+    def probe() -> dict[str, Any] | None:
+        for job in bridge.store.jobs.recent():
+            if job["to"] == to and job["provider_fax_id"] and job["status"] != "submitting":
+                return bridge.store.jobs.get(job["id"])
+        return None
+
+    return wait_for(probe, timeout_s=30, what=f"the provider to accept the fax to {to}")
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(BytesIO(pdf)).pages]
+
+
+def send_scan(bridge: BridgeThread, tmp_path: Path) -> None:
+    pdf = tmp_path / "scan.pdf"
+    pdf.write_bytes(make_pdf("scan", 2))
+    swaks_send(bridge, pdf)
+
+
+def assert_wire_fax(bridge: BridgeThread, emulator: Emulator, job: dict[str, Any]) -> None:
+    fax = wait_for(lambda: wire_fax(emulator), what="the provider to receive the fax")
+    kind = emulator.provider_type
+    assert fax.number == WIRE_NUMBERS[kind]
+    texts = page_texts(fax.pdf)
+    if kind in OWN_COVER_PAGE:
+        assert len(texts) == 3
+        assert SUBJECT in texts[0]
+        texts = texts[1:]
+    else:
+        # The provider draws the cover page from its own fields; the document goes as the
+        # bridge stored it, byte for byte.
+        stored = bridge.store.jobs.row(job["id"])
+        assert stored is not None
+        assert fax.pdf == bridge.store.db.path(stored.document_path).read_bytes()
+        assert SUBJECT in repr(fax.fields)
+    assert len(texts) == 2
+    assert "scan 1" in texts[0] and "scan 2" in texts[1]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "subject", "codes"),
+    [
+        ("delivered", None, "Fax to +1 212-555-0123 delivered (3 pages)", DELIVERED_CODES),
+        ("failed", "busy", "Fax to +1 212-555-0123 failed: line busy", BUSY_CODES),
+    ],
+    ids=["delivered", "busy"],
+)
+def test_mail_goes_out_as_a_fax_and_the_callback_brings_the_report(
+    provider_bridge: BridgeThread,
+    emulator: Emulator,
+    tmp_path: Path,
+    outcome: str,
+    reason: str | None,
+    subject: str,
+    codes: dict[str, str],
+) -> None:
+    send_scan(provider_bridge, tmp_path)
+    job = submitted_job(provider_bridge)
+    assert job["status"] in ("submitted", "sending")
+    assert_wire_fax(provider_bridge, emulator, job)
+
+    reply = emulator.complete(job["provider_fax_id"], outcome, reason)
+    assert reply.status_code == 200, reply.text
+    if emulator.provider_type == "dropboxsign":
+        assert reply.text == "Hello API Event Received"
+
+    job = final_job(provider_bridge, TO)
+    assert job["status"] == outcome
+    assert job["reason"] == reason
+    assert job["provider_code"] == codes[emulator.provider_type]
+    assert job["history"][-1]["detail"].startswith(f"callback: {outcome}")
+    (report,) = maildir_messages(provider_bridge)
+    assert report["To"] == "scanner@example.com"
+    assert report["Subject"] == subject
+    assert report["Auto-Submitted"] == "auto-replied"
+
+
+def test_duplicate_and_late_callbacks_change_nothing(
+    provider_bridge: BridgeThread, emulator: Emulator, tmp_path: Path
+) -> None:
+    send_scan(provider_bridge, tmp_path)
+    job = submitted_job(provider_bridge)
+    delivered = emulator.status_callback(job["provider_fax_id"], "delivered")
+    assert emulator.post(delivered).status_code == 200
+    assert final_job(provider_bridge, TO)["status"] == "delivered"
+    assert emulator.post(delivered).status_code == 200
+    history = provider_bridge.store.jobs.get(job["id"])
+    assert history is not None
+    assert [h["status"] for h in history["history"]].count("delivered") == 1
+    maildir_messages(provider_bridge)
+    outbox = provider_bridge.store.outbox.recent()
+    assert [m["kind"] for m in outbox] == ["report"]
+
+
+def test_forged_callback_is_refused_and_changes_nothing(
+    provider_bridge: BridgeThread, emulator: Emulator, tmp_path: Path
+) -> None:
+    send_scan(provider_bridge, tmp_path)
+    job = submitted_job(provider_bridge)
+    genuine = emulator.status_callback(job["provider_fax_id"], "delivered")
+
+    reply = emulator.post(emulator.forged(genuine))
+    assert reply.status_code in (401, 403), reply.text
+    after = provider_bridge.store.jobs.get(job["id"])
+    assert after is not None
+    assert after["status"] == job["status"]
+    assert after["history"] == job["history"]
+    assert provider_bridge.store.outbox.recent() == []
+
+    # The provider's real callback still goes through afterwards.
+    assert emulator.post(genuine).status_code == 200
+    assert final_job(provider_bridge, TO)["status"] == "delivered"
+
+
+# Fax.Plus is left out: a sent fax leaves the outbox under a new fax id that only the webhook
+# names, so polling the outbox id cannot see how it ended.
+@pytest.mark.parametrize("emulator", ["hellofax", "kazoo", "dropboxsign", "mfax"], indirect=True)
+def test_without_callbacks_polling_finds_the_fax_delivered(
+    emulator: Emulator,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    tmp_path: Path,
+) -> None:
+    # No callback URL registered anywhere: the provider cannot reach the bridge.
+    bridge = start_bridge(provider_faxbox_config(make_config, emulator, status_poll_s=0.3))
+    send_scan(bridge, tmp_path)
+    job = submitted_job(bridge)
+
+    emulator.settle(job["provider_fax_id"], "delivered")
+
+    job = final_job(bridge, TO)
+    assert job["status"] == "delivered"
+    assert job["history"][-1]["detail"].startswith("status poll: delivered")
+    (report,) = maildir_messages(bridge)
+    assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"
