@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
 
@@ -112,3 +113,10 @@ def test_cover_merged_in_front_of_the_document() -> None:
 def test_merging_nothing_is_an_error() -> None:
     with pytest.raises(ValueError):
         merge_pdfs([])
+
+
+def test_a_whole_e_mail_as_notes_stays_one_page_and_quick() -> None:
+    start = time.monotonic()
+    pdf = render_cover(note(subject="S" * 16384, notes="word " * 400_000))
+    assert time.monotonic() - start < 3
+    assert count_pages(pdf) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import pickle
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
@@ -10,9 +11,12 @@ from email.mime.text import MIMEText
 
 from bridge.message import (
     REASON_EMPTY,
+    REASON_EXTERNAL,
+    REASON_FRAGMENT,
     REASON_HTML_VERSION,
     REASON_INNER_TEXT,
     REASON_LOGO,
+    REASON_REPORT,
     REASON_SIGNATURE,
     parse_message,
 )
@@ -241,3 +245,79 @@ def test_malformed_messages_never_raise() -> None:
 def test_parsed_message_survives_pickling() -> None:
     parsed = parse_message(bytes(message((PDF, "application/pdf", "a.pdf"))))
     assert pickle.loads(pickle.dumps(parsed)) == parsed
+
+
+def test_missing_and_wrong_boundaries_are_found_in_the_body() -> None:
+    body = (
+        b"--real\r\nContent-Type: text/plain\r\n\r\nthe text\r\n"
+        b"--real\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment;"
+        b' filename="a.pdf"\r\n\r\n%PDF-1.4 x\r\n--real--\r\n'
+    )
+    for content_type in (b"multipart/mixed", b'multipart/mixed; boundary="other"'):
+        parsed = parse_message(b"Subject: s\r\nContent-Type: " + content_type + b"\r\n\r\n" + body)
+        assert parsed.body_text == "the text"
+        assert [p.filename for p in parsed.parts] == ["a.pdf"]
+        assert parsed.problems == []
+
+
+def test_base64_encoded_attached_message_is_decoded_and_read() -> None:
+    inner = bytes(message((PDF, "application/pdf", "inner.pdf"), text="inner"))
+    raw = (
+        b'Subject: fwd\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(inner)
+        + b"--b--\r\n"
+    )
+    parsed = parse_message(raw)
+    assert [p.filename for p in parsed.parts] == ["inner.pdf"]
+    assert parsed.ignored_reasons == [REASON_INNER_TEXT]
+
+
+def test_split_message_takes_its_headers_as_rfc_2046_says() -> None:
+    enclosed = bytes(message((PDF, "application/pdf", "scan.pdf"), subject="Inner subject"))
+    head = (
+        b"From: Scanner <scan@example.com>\r\nSubject: Outer subject\r\n"
+        b'Content-Type: message/partial; id="abc"; number=1; total=1\r\n\r\n'
+    )
+    parsed = parse_message(head + enclosed)
+    assert (parsed.from_address, parsed.subject) == ("scan@example.com", "Inner subject")
+    assert [p.filename for p in parsed.parts] == ["scan.pdf"]
+
+
+def test_lone_piece_of_a_split_message_is_a_problem() -> None:
+    raw = b'Subject: s\r\nContent-Type: message/partial; id="abc"; number=2\r\n\r\nQUJD\r\n'
+    parsed = parse_message(raw)
+    assert parsed.problems == [
+        "the scan was split into several messages (message/partial); set the scanner's"
+        " maximum e-mail size higher or turn off splitting"
+    ]
+    assert parsed.ignored_reasons == [REASON_FRAGMENT]
+
+
+def test_too_deep_nesting_is_a_problem_not_a_recursion_error() -> None:
+    raw = b"Subject: deep\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 3000 + b"x"
+    parsed = parse_message(raw)
+    assert parsed.subject == "deep"
+    assert parsed.problems == ["the message is nested more than 40 levels deep"]
+
+
+def test_delivery_reports_and_external_bodies_are_set_aside() -> None:
+    raw = (
+        b'Subject: s\r\nContent-Type: multipart/report; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
+        b"Final-Recipient: rfc822; a@b\r\n--b\r\n"
+        b'Content-Type: message/external-body; access-type=URL; URL="http://x/a.pdf"\r\n\r\n'
+        b"Content-Type: application/pdf\r\n\r\n--b--\r\n"
+    )
+    parsed = parse_message(raw)
+    assert parsed.parts == []
+    assert parsed.ignored_reasons == [REASON_REPORT, REASON_EXTERNAL]
+
+
+def test_raw_8bit_file_name_is_decoded() -> None:
+    raw = (
+        b"Content-Type: application/pdf\r\n"
+        + 'Content-Disposition: attachment; filename="Größe.pdf"\r\n'.encode()
+        + b"\r\n%PDF-1.4"
+    )
+    assert [p.filename for p in parse_message(raw).parts] == ["Größe.pdf"]

@@ -26,7 +26,7 @@ PARTIAL_TYPE = "application/x-faxbridge-partial"
 INNER_TYPES = frozenset({"message/rfc822", "message/global"})
 _PARTIAL_RE = re.compile(rb"^(content-type:[ \t]*(?:\r?\n[ \t]+)?)message/partial", re.I | re.M)
 _DELIMITER_RE = re.compile(r"--([!-~]{1,100})")
-_ANY_DELIMITER_RE = re.compile(r"^--[!-~]", re.M)
+_ANY_DELIMITER_RE = re.compile(r"^--[!-~][^\r\n]*", re.M)
 _HEADER_LINE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,60}:")
 
 
@@ -111,19 +111,40 @@ def _broken(part: Message) -> bool:
 
 def _reparse(part: Message) -> Message:
     body = part.get_payload()
-    token = guess_boundary(body) if isinstance(body, str) else None
+    if not isinstance(body, str):
+        return part
+    token = guess_boundary(body)
     if token is None:
-        if isinstance(body, str) and not _ANY_DELIMITER_RE.search(body):
+        if not _ANY_DELIMITER_RE.search(body):
             # "multipart" in name only: the body is all there is, a text or a bare file
             encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
             part.set_type("application/octet-stream" if encoding == "base64" else "text/plain")
+        elif not _ANY_DELIMITER_RE.sub("", body).strip():
+            part.set_payload([])  # nothing but delimiters: an empty multipart
         return part
     try:
-        part.set_param("boundary", token)
-        fixed = message_from_bytes(part.as_bytes(), policy=compat32)
+        fixed = message_from_bytes(_with_boundary(part, token), policy=compat32)
     except Exception:
         return part
     return fixed if isinstance(fixed.get_payload(), list) else part
+
+
+def _with_boundary(part: Message, token: str) -> bytes:
+    """The part's raw bytes again, its Content-Type naming `token` as the boundary."""
+    content_type = Message()
+    content_type["Content-Type"] = part.get_content_type()
+    for name, value in part.get_params(failobj=[])[1:]:
+        if name.lower() != "boundary" and isinstance(value, str):
+            content_type.set_param(name, value)
+    content_type.set_param("boundary", token)
+    lines = [
+        f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+        for name, value in part.raw_items()
+        if name.lower() != "content-type"
+    ]
+    lines.append(f"Content-Type: {content_type['Content-Type']}\r\n".encode())
+    raw = part.get_payload(decode=True)
+    return b"".join(lines) + b"\r\n" + (raw if isinstance(raw, bytes) else b"")
 
 
 def guess_boundary(body: str) -> str | None:

@@ -6,8 +6,9 @@
 Each message is written the way its client or scanner really writes it: header order and
 folding, boundary style, transfer encodings, file naming. The documents inside are made by
 `tests/fixtures_docs.py`, so every page carries a label the tests can read back. What each
-message must become is in `expected.json`, written by hand, not by this script. The S/MIME
-signature is made with a fresh ECDSA signature, so re-running changes that one file's bytes.
+message must become is in `expected.json`, written by hand, not by this script. Re-running
+changes a few bytes that carry no meaning: the S/MIME signature (ECDSA is randomised) and the
+/ID of the scanners' PDFs (img2pdf makes a new one each run).
 """
 
 from __future__ import annotations
