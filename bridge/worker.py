@@ -210,7 +210,7 @@ class FaxWorker:
             if provider is None or not job.provider_fax_id:
                 continue
             try:
-                update = await provider.status(job.provider_fax_id)
+                update = await provider.status(job.provider_fax_id, job_id=job.id)
             except (TransientProviderError, PermanentProviderError) as exc:
                 log.info("job %s: status poll failed: %s", job.id, exc.message)
                 continue

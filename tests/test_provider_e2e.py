@@ -350,9 +350,11 @@ def test_forged_callback_is_refused_and_changes_nothing(
     assert final_job(provider_bridge, TO)["status"] == "delivered"
 
 
-# Fax.Plus is left out: a sent fax leaves the outbox under a new fax id that only the webhook
-# names, so polling the outbox id cannot see how it ended.
-@pytest.mark.parametrize("emulator", ["hellofax", "kazoo", "dropboxsign", "mfax"], indirect=True)
+# Fax.Plus included: its sent fax leaves the outbox under a new fax id, which the poll finds by
+# the job tag in the sent-fax listing.
+@pytest.mark.parametrize(
+    "emulator", ["hellofax", "faxplus", "kazoo", "dropboxsign", "mfax"], indirect=True
+)
 def test_without_callbacks_polling_finds_the_fax_delivered(
     emulator: Emulator,
     make_config: Callable[..., Config],
@@ -364,10 +366,13 @@ def test_without_callbacks_polling_finds_the_fax_delivered(
     send_scan(bridge, tmp_path)
     job = submitted_job(bridge)
 
-    emulator.settle(job["provider_fax_id"], "delivered")
+    submitted_id = job["provider_fax_id"]
+    emulator.settle(submitted_id, "delivered")
 
     job = final_job(bridge, TO)
     assert job["status"] == "delivered"
     assert job["history"][-1]["detail"].startswith("status poll: delivered")
+    if emulator.provider_type == "faxplus":  # the job now names the sent fax, not the outbox
+        assert job["provider_fax_id"] != submitted_id
     (report,) = maildir_messages(bridge)
     assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"

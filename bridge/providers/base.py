@@ -67,7 +67,14 @@ class FaxProvider(ABC, Generic[ConfigT]):
     async def send(self, fax: OutboundFax) -> SendResult: ...
 
     @abstractmethod
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None: ...
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
+        """The provider's view of one fax, or None when it no longer knows `provider_fax_id`.
+
+        `job_id` (ours) lets an adapter find a fax whose provider id changed after submission
+        (Fax.Plus: outbox id → fax id); an update naming a new id must then carry `job_id`.
+        """
 
     @abstractmethod
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult: ...

@@ -178,7 +178,9 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         status = update.status if update.status is JobStatus.SENDING else JobStatus.SUBMITTED
         return SendResult(fax_id, status=status, raw_status=update.provider_code)
 
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None:
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
         record = await self._fax_record(provider_fax_id)
         return None if record is None else self._record_update(provider_fax_id, record)
 

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 JOB_TAG_PREFIX = "job:"
 BRIDGE_TAG = "faxbridge"
+# How many of the latest sent faxes a status poll searches for a job's fax (the API's default
+# page size): one request, so a fax sent longer ago than that many others is not found.
+SENT_LOOKBACK = 50
 
 _SUBMITTED = frozenset({"submitted", "converting", "scheduled_for_sending"})
 _SENDING = frozenset({"sending", "in_progress"})
@@ -244,12 +247,43 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
         return SendResult(str(outbox_id), JobStatus.SUBMITTED, raw_status="submitted")
 
     # -- status --------------------------------------------------------------------------
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None:
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
         found = await self._record(provider_fax_id, ("outbox", "faxes"))
-        if found is None:
+        if found is not None:
+            kind, record = found
+            return self._update(provider_fax_id, record, pending=kind == "outbox")
+        if job_id is None:
             return None
-        kind, record = found
-        return self._update(provider_fax_id, record, pending=kind == "outbox")
+        # Sent: the outbox id is gone and the fax has a new id. Find it by our job tag among
+        # the latest sent faxes; the update names the new id and our job, so the store adopts it.
+        sent = await self._sent_fax(job_id)
+        if sent is None:
+            return None
+        fax_id, record = sent
+        log.info(
+            "%s: job %s (outbox fax %s) was sent as fax %s",
+            self.name,
+            job_id,
+            provider_fax_id,
+            fax_id,
+        )
+        return self._update(fax_id, record, job_id=job_id)
+
+    async def _sent_fax(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The newest sent fax tagged `job:<job_id>` among the last `SENT_LOOKBACK`, or None."""
+        response = await self._call(
+            "GET",
+            self._account_path("faxes"),
+            params={"category": "sent", "limit": str(SENT_LOOKBACK)},
+        )
+        data = _answer(response).get("data")
+        records = data.get("records") if isinstance(data, dict) else None
+        for record in records if isinstance(records, list) else []:
+            if isinstance(record, dict) and record.get("id") and job_id_from_tags(record) == job_id:
+                return str(record["id"]), record
+        return None
 
     def _update(
         self,

@@ -181,7 +181,9 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         status = update.status if update.status is JobStatus.SENDING else JobStatus.SUBMITTED
         return SendResult(update.provider_fax_id, status=status, raw_status=update.provider_code)
 
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None:
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
         try:
             response = await self.request("GET", f"{self._account}/Transmissions/{provider_fax_id}")
         except PermanentProviderError as exc:

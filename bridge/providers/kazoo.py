@@ -144,7 +144,9 @@ class KazooProvider(HTTPProvider[KazooConfig]):
         return SendResult(fax_id, JobStatus.SUBMITTED, raw_status="pending")
 
     # -- status --------------------------------------------------------------------------
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None:
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
         for path in self._status_paths(provider_fax_id):
             doc = await self._get_or_none(path)
             if doc is not None:

@@ -210,7 +210,9 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
         return SendResult(str(body["messageId"]), status, raw_status=str(body.get("status")))
 
     # -- status --------------------------------------------------------------------------
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None:
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
         try:
             response = await self.request(
                 "GET", f"/fax/{provider_fax_id}/info", headers=self._headers()

@@ -162,7 +162,9 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
             return None
         return _Timeline(**data)
 
-    async def status(self, provider_fax_id: str) -> StatusUpdate | None:
+    async def status(
+        self, provider_fax_id: str, *, job_id: str | None = None
+    ) -> StatusUpdate | None:
         timeline = await asyncio.to_thread(self._load, provider_fax_id)
         return None if timeline is None else timeline.status_at(time.time())
 

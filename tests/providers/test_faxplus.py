@@ -203,6 +203,39 @@ async def test_status_is_none_when_neither_outbox_nor_faxes_know_the_id(
     ]
 
 
+async def test_status_with_job_id_finds_the_sent_fax_by_its_tag(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    outbox_id = (await provider.send(fax)).provider_fax_id
+    harness.settle(outbox_id, "failed", "busy")  # leaves the outbox under a new fax id
+    fax_id = next(iter(harness.state.faxes))
+    other = harness.state.complete("someone-else", "success")  # newer, tagged for no job of ours
+    harness.inbound_callback("+12125550111", "+12125550100", make_pdf("inbound"))  # not a sent fax
+
+    update = await provider.status(outbox_id, job_id="job-42")
+
+    assert update is not None
+    assert (update.provider_fax_id, update.job_id) == (fax_id, "job-42")
+    assert fax_id not in (outbox_id, other["id"])
+    assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.BUSY)
+    assert update.provider_code == "failed_user_busy"
+    listing = harness.requests[-1]
+    assert (listing.method, listing.path) == ("GET", "/v3/accounts/self/faxes")
+    assert (listing.query["category"], listing.query["limit"]) == (["sent"], ["50"])
+    assert len(harness.requests) == 1 + 1 + 3  # upload, outbox, then outbox/fax/list lookups
+
+
+async def test_status_with_job_id_is_none_when_no_sent_fax_carries_the_tag(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    outbox_id = (await provider.send(fax)).provider_fax_id
+    harness.state.outbox.pop(outbox_id)  # gone, and never became a sent fax
+    harness.state.complete("someone-else", "success")
+
+    assert await provider.status(outbox_id, job_id="job-42") is None
+    assert harness.requests[-1].path == "/v3/accounts/self/faxes"
+
+
 # -- webhooks --------------------------------------------------------------------------------
 STATUS_TABLE = [
     ("success", JobStatus.DELIVERED, None),

@@ -194,6 +194,32 @@ def build_app(state: FaxPlusState) -> Starlette:
 
         return endpoint
 
+    async def list_faxes(request: Request) -> Response:
+        """`GET /faxes?category=inbox|sent|spam&after&before&limit`: newest first."""
+        if denied := await guard(request):
+            return denied
+        query = request.query_params
+        category = query.get("category")
+        if category not in (None, "inbox", "sent", "spam"):
+            return _error(400, "invalid_parameters", "category must be inbox, sent or spam")
+        try:
+            limit = int(query.get("limit", "50"))
+        except ValueError:
+            return _error(400, "invalid_parameters", "limit must be a number")
+        if limit < 1:
+            return _error(400, "invalid_parameters", "limit must be positive")
+        direction = {"inbox": "incoming", "sent": "outgoing"}.get(category or "")
+        after, before = query.get("after"), query.get("before")
+        records = [
+            record
+            for record in reversed(state.faxes.values())
+            if category != "spam"  # the emulator marks nothing as spam
+            and direction in (None, record.get("direction"))
+            and (after is None or record["start_time"] >= after)
+            and (before is None or record["start_time"] < before)
+        ]
+        return JSONResponse({"data": {"records": records[:limit]}})
+
     async def download(request: Request) -> Response:
         if denied := await guard(request):
             return denied
@@ -230,6 +256,7 @@ def build_app(state: FaxPlusState) -> Starlette:
             Route(f"{prefix}/files/{{fax_id}}", download, methods=["GET"]),
             Route(f"{prefix}/outbox", send, methods=["POST"]),
             Route(f"{prefix}/outbox/{{fax_id}}", lookup(state.outbox), methods=["GET"]),
+            Route(f"{prefix}/faxes", list_faxes, methods=["GET"]),
             Route(f"{prefix}/faxes/{{fax_id}}", lookup(state.faxes), methods=["GET"]),
             Route("/v3/hooks", hooks, methods=["GET", "POST"]),
             Route("/v3/hooks/{hook_id}", delete_hook, methods=["DELETE"]),
@@ -310,6 +337,21 @@ class FaxPlusHarness(CallsBack):
             "status": raw_status,
         }
         return self._hook("fax_sent", data)
+
+    def settle(self, provider_fax_id: str, status: str, reason: str | None = None) -> None:
+        """The fax moves on without a webhook reaching anyone.
+
+        Outbox stages change the outbox entry; a finished fax leaves the outbox and becomes a
+        sent fax under a new id, which only `GET /faxes?category=sent` shows then.
+        """
+        if status == "delivered":
+            self.state.complete(provider_fax_id, "success")
+        elif status == "failed":
+            self.state.complete(provider_fax_id, FAILURE_STATUSES[reason or "unknown"])
+        else:
+            queued = self.state.outbox[provider_fax_id]
+            queued["status"] = "sending" if status == "sending" else "submitted"
+            queued["last_updated_status_time"] = _now()
 
     def status_callback(
         self, provider_fax_id: str, status: str, reason: str | None = None
