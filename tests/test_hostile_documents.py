@@ -160,6 +160,20 @@ def test_reference_to_an_external_body_is_not_faxed_as_nothing() -> None:
     assert error.reply.startswith("554 5.6.0 No faxable content: an unnamed message/external-body")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'Content-Type: text/plain; charset="utf-8\x00"\r\n\r\n\xff\xfe text',
+        b'Content-Type: multipart/mixed; charset="\x00"\r\n\r\n\xff--b\r\n',
+        b'Content-Type: text/plain; charset="no-such-charset"\r\n\r\n\xe9t\xe9',
+    ],
+    ids=["nul-in-charset", "nul-in-multipart-charset", "unknown-charset"],
+)
+def test_8bit_body_with_a_bogus_charset_is_read(raw: bytes) -> None:
+    # found by the property tests: the stdlib raised ValueError on "utf-8\0"
+    assert prepare(b"Subject: s\r\n" + raw).pages == 1
+
+
 # --- headers ---------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from bridge.message.tree import (
     inner_message,
     leaves,
     parse_bytes,
+    raw_text,
     repair,
     too_deep,
     walk,
@@ -165,7 +166,7 @@ class _Walk:
             if leaf.get_content_type() == PARTIAL_TYPE:
                 self._fragment(leaf, depth)
             elif broken_multipart(leaf):
-                if leaf.get_payload():
+                if raw_text(leaf):
                     self.problems.append(_broken(leaf))
             else:
                 part = _make_part(leaf, self.count)

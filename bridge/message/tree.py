@@ -47,9 +47,7 @@ def too_deep(msg: Message) -> bool:
         part, depth = stack.pop()
         if depth > MAX_NESTING:
             return True
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            stack.extend((sub, depth + 1) for sub in payload if isinstance(sub, Message))
+        stack.extend((sub, depth + 1) for sub in subparts(part))
     return False
 
 
@@ -61,8 +59,10 @@ def repair(msg: Message) -> Message:
     stack = [(msg, 0)]
     while stack:
         part, depth = stack.pop()
+        if not part.is_multipart() or depth > MAX_NESTING:
+            continue
         payload = part.get_payload()
-        if not isinstance(payload, list) or depth > MAX_NESTING:
+        if not isinstance(payload, list):
             continue
         for number, sub in enumerate(payload):
             if isinstance(sub, Message) and _broken(sub):
@@ -82,9 +82,8 @@ def _encoded_message(part: Message) -> bool:
 def _decode_message(part: Message) -> None:
     """An attached e-mail sent base64-encoded (against RFC 2046, but some clients do): the
     parser took the encoded text for the e-mail; decode it and parse again."""
-    payload = part.get_payload()
-    inner = payload[0] if isinstance(payload, list) and payload else None
-    if not isinstance(inner, Message):
+    inner = next(iter(subparts(part)), None)
+    if inner is None:
         return
     try:
         encoded = inner.as_bytes() if inner.keys() else str(inner.get_payload()).encode()
@@ -100,19 +99,35 @@ def _decode_message(part: Message) -> None:
         del part["content-transfer-encoding"]
 
 
+def subparts(part: Message) -> list[Message]:
+    """The parts in a multipart (or the e-mail in a message/* part); [] for a leaf. A leaf's
+    `get_payload()` is never called for this: with 8-bit bytes in it, the stdlib decodes them
+    in the declared charset and raises ValueError on a name like "utf-8\\0"."""
+    if not part.is_multipart():
+        return []
+    return [sub for sub in part.get_payload() if isinstance(sub, Message)]
+
+
+def raw_text(part: Message) -> str:
+    """A leaf's body as the parser kept it (8-bit bytes as surrogate escapes); "" if none."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        return ""
+    return data.decode("ascii", "surrogateescape") if isinstance(data, bytes) else ""
+
+
 def broken_multipart(part: Message) -> bool:
     """A multipart the parser could not split (after `repair`: no usable delimiter)."""
-    return part.get_content_maintype() == "multipart" and not isinstance(part.get_payload(), list)
+    return part.get_content_maintype() == "multipart" and not part.is_multipart()
 
 
 def _broken(part: Message) -> bool:
-    return broken_multipart(part) and bool(part.get_payload())
+    return broken_multipart(part) and bool(raw_text(part))
 
 
 def _reparse(part: Message) -> Message:
-    body = part.get_payload()
-    if not isinstance(body, str):
-        return part
+    body = raw_text(part)
     token = guess_boundary(body)
     if token is None:
         if not _ANY_DELIMITER_RE.search(body):
@@ -126,7 +141,7 @@ def _reparse(part: Message) -> Message:
         fixed = message_from_bytes(_with_boundary(part, token), policy=compat32)
     except Exception:
         return part
-    return fixed if isinstance(fixed.get_payload(), list) else part
+    return fixed if fixed.is_multipart() else part
 
 
 def _with_boundary(part: Message, token: str) -> bytes:
@@ -164,10 +179,7 @@ def inner_message(part: Message) -> Message | None:
     """The e-mail inside a message/rfc822 (or message/global) part, else None."""
     if part.get_content_type() not in INNER_TYPES:
         return None
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        return payload[0]
-    return None
+    return next(iter(subparts(part)), None)
 
 
 def is_leaf(part: Message) -> bool:
@@ -176,7 +188,7 @@ def is_leaf(part: Message) -> bool:
         return True
     if part.get_content_maintype() == "message" and part.get_content_type() not in INNER_TYPES:
         return True
-    return not isinstance(part.get_payload(), list)
+    return not part.is_multipart()
 
 
 def leaves(msg: Message) -> Iterator[Message]:
@@ -187,9 +199,7 @@ def leaves(msg: Message) -> Iterator[Message]:
         if is_leaf(part):
             yield part
             continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            stack.extend(sub for sub in reversed(payload) if isinstance(sub, Message))
+        stack.extend(reversed(subparts(part)))
 
 
 def walk(msg: Message) -> Iterator[Message]:
@@ -198,9 +208,8 @@ def walk(msg: Message) -> Iterator[Message]:
     while stack:
         part = stack.pop()
         yield part
-        payload = part.get_payload()
-        if not is_leaf(part) and isinstance(payload, list):
-            stack.extend(sub for sub in reversed(payload) if isinstance(sub, Message))
+        if not is_leaf(part):
+            stack.extend(reversed(subparts(part)))
 
 
 def body_leaves(msg: Message) -> tuple[list[Message], list[Message]]:
@@ -222,8 +231,7 @@ def body_leaves(msg: Message) -> tuple[list[Message], list[Message]]:
             if filename(part) is None:
                 (plain if ctype == "text/plain" else html).append(part)
             continue
-        payload = part.get_payload() if part.get_content_maintype() == "multipart" else None
-        subs = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+        subs = subparts(part) if part.get_content_maintype() == "multipart" else []
         if not subs:
             continue
         if part.get_content_subtype() == "related":
