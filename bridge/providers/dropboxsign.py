@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,6 +41,7 @@ from bridge.models import (
 )
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.http import HTTPProvider
+from bridge.providers.values import digits_only, from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +129,6 @@ def e164(value: Any) -> str:
     return f"+1{digits}" if len(digits) == 10 else f"+{digits}"
 
 
-def _epoch(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value), tz=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
     type = "dropboxsign"
     default_base_url = "https://api.hellosign.com/v3"
@@ -147,12 +140,12 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
         fields = {
-            "recipient": _digits(fax.to),
+            "recipient": digits_only(fax.to),
             "title": f"{TITLE_PREFIX}{fax.job_id}",
             "test_mode": "1" if self.config.test_mode else "0",
         }
         if fax.caller_id:
-            fields["sender"] = _digits(fax.caller_id)
+            fields["sender"] = digits_only(fax.caller_id)
         if fax.cover is not None:
             # Dropbox Sign draws the cover page itself; our own rendering stays out.
             note = fax.cover
@@ -214,7 +207,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             provider_code=code,
             provider_text=text,
             job_id=job_id_from_title(record.get("title")),
-            at=_epoch(first.get("sent_at")) or _epoch(record.get("created_at")),
+            at=from_epoch(first.get("sent_at")) or from_epoch(record.get("created_at")),
         )
 
     # -- callbacks -----------------------------------------------------------------------
@@ -252,7 +245,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             provider_code=event_type,
             provider_text=text,
             job_id=job_id_from_title(transmission.get("title")),
-            at=_epoch(event_time),
+            at=from_epoch(event_time),
         )
         return CallbackResult(updates=[update], reply_body=REPLY_BODY)
 
@@ -277,7 +270,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             provider_fax_id=fax_id,
             from_number=e164(sender),
             to_number=e164(recipient),
-            received=_epoch(event_time),
+            received=from_epoch(event_time),
             raw=dict(transmission),
         )
 
@@ -305,11 +298,6 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             "Callbacks are verified by their event_hash (HMAC with the API key); "
             "no callback_token is needed.",
         ]
-
-
-def _digits(number: str) -> str:
-    """Dropbox Sign takes numbers as bare digits with the country code (`16690000001`)."""
-    return "".join(ch for ch in number if ch.isdigit())
 
 
 def _numbers(record: dict[str, Any]) -> tuple[str, str]:

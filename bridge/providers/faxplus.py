@@ -38,6 +38,7 @@ from bridge.models import (
 )
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.http import HTTPProvider
+from bridge.providers.values import as_int
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,6 @@ def _time(value: Any) -> datetime | None:
     try:
         return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
         return None
 
 
@@ -303,7 +297,7 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
             reason=reason,
             provider_code=raw,
             provider_text=text if isinstance(text, str) and text else _TEXTS.get(raw),
-            pages=_int(record.get("pages", record.get("page_count"))),
+            pages=as_int(record.get("pages", record.get("page_count"))),
             job_id=job_id or job_id_from_tags(record),
             at=at or _time(record.get("last_updated_status_time") or record.get("start_time")),
         )
@@ -346,7 +340,7 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
             provider_fax_id=fax_id,
             from_number=_number(data.get("from") or data.get("from_number")),
             to_number=_number(data.get("to") or data.get("to_number")),
-            pages=_int(data.get("pages")),
+            pages=as_int(data.get("pages")),
             received=_time(data.get("start_time")),
             raw=dict(data),
         )

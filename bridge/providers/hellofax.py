@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -39,6 +38,7 @@ from bridge.models import (
 )
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.http import HTTPProvider, provider_message, retry_after_s
+from bridge.providers.values import digits_only, from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +65,6 @@ _ERRORS: dict[str, tuple[FailureReason, str]] = {
 }
 # E without an error code: the document failed to convert (PROVIDERS.md, inferred).
 _NO_ERROR_CODE = (FailureReason.FILE_ERROR, "Error: the document could not be converted")
-
-
-def _digits(number: str) -> str:
-    """HelloFax wants numbers "in all digits" (country code included, no `+`)."""
-    return "".join(ch for ch in number if ch.isdigit())
-
-
-def _epoch(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value), tz=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _transmission(body: Any) -> dict[str, Any]:
@@ -121,7 +109,7 @@ def status_update(record: dict[str, Any]) -> StatusUpdate:
         provider_code=raw,
         provider_text=text,
         pages=pages if isinstance(pages, int) and pages > 0 else None,
-        at=_epoch(record.get("UpdatedAt")) or _epoch(record.get("CreatedAt")),
+        at=from_epoch(record.get("UpdatedAt")) or from_epoch(record.get("CreatedAt")),
     )
 
 
@@ -150,9 +138,9 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
-        params = {"To": _digits(fax.to)}
+        params = {"To": digits_only(fax.to)}
         if fax.caller_id:
-            params["From"] = _digits(fax.caller_id)
+            params["From"] = digits_only(fax.caller_id)
         fields: dict[str, str] = {}
         if fax.cover is not None:
             # HelloFax draws the cover page itself; our own rendering stays out.
@@ -228,7 +216,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             from_number=str(record.get("From") or ""),
             to_number=str(record.get("To") or ""),
             pages=pages if isinstance(pages, int) else None,
-            received=_epoch(record.get("CreatedAt")),
+            received=from_epoch(record.get("CreatedAt")),
             document=document,
             raw=dict(record),
         )

@@ -33,6 +33,7 @@ from bridge.models import (
 )
 from bridge.providers.base import ProviderContext, transmitted_pdf
 from bridge.providers.http import HTTPProvider, provider_message, retry_after_s
+from bridge.providers.values import as_int
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class KazooProvider(HTTPProvider[KazooConfig]):
             provider_fax_id=fax_id,
             from_number=self._number(payload.get("caller_id_number")),
             to_number=self._number(payload.get("callee_id_number")),
-            pages=_int(info.get("fax_total_pages") or info.get("fax_transferred_pages")),
+            pages=as_int(info.get("fax_total_pages") or info.get("fax_transferred_pages")),
             received=_gregorian(payload.get("fax_timestamp")),
             remote_station_id=station if isinstance(station, str) and station else None,
             raw=payload,
@@ -299,13 +300,6 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _strip_month(fax_id: str) -> str:
     """`202405-<id>` (an outbox/modb id) → `<id>` (the job id `send` returned)."""
     month, sep, rest = fax_id.partition("-")
@@ -313,7 +307,7 @@ def _strip_month(fax_id: str) -> str:
 
 
 def _gregorian(value: Any) -> datetime | None:
-    seconds = _int(value)
+    seconds = as_int(value)
     if seconds is None or seconds < GREGORIAN_OFFSET_S:
         return None
     return datetime.fromtimestamp(seconds - GREGORIAN_OFFSET_S, UTC)
@@ -325,13 +319,13 @@ def _failure(code: Any, *texts: Any) -> FailureReason:
     for reason, needles in _CAUSES:
         if any(needle in words for needle in needles):
             return reason
-    number = _int(code)
+    number = as_int(code)
     return FailureReason.DISCONNECTED if number else FailureReason.UNKNOWN
 
 
 def _raw_code(code: Any, cause: Any, fallback: str) -> str:
     """The T.30 result code when the fax started, else the hangup cause (`USER_BUSY`)."""
-    if _int(code):
+    if as_int(code):
         return str(code)
     if isinstance(cause, str) and _CAUSE_CODE.fullmatch(cause.strip()):
         return cause.strip()
@@ -349,7 +343,7 @@ def _doc_update(fax_id: str, doc: dict[str, Any]) -> StatusUpdate:
         provider_fax_id=fax_id,
         status=status,
         provider_code=raw,
-        pages=_int(tx.get("pages_sent")) or None,
+        pages=as_int(tx.get("pages_sent")) or None,
         job_id=custom if isinstance(custom, str) else None,
     )
     if status is not JobStatus.FAILED:
@@ -396,7 +390,7 @@ def _callback_update(event: str, payload: dict[str, Any]) -> StatusUpdate:
         else None,
         provider_code=_raw_code(code, payload.get("fax_error"), event),
         provider_text=str(text) if text else None,
-        pages=_int(info.get("fax_transferred_pages") or info.get("fax_total_pages")),
+        pages=as_int(info.get("fax_transferred_pages") or info.get("fax_total_pages")),
         job_id=custom if isinstance(custom, str) else None,
         at=_gregorian(payload.get("fax_timestamp")),
     )

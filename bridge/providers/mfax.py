@@ -35,6 +35,7 @@ from bridge.models import (
 )
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.http import HTTPProvider
+from bridge.providers.values import as_int
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,6 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class MFaxProvider(HTTPProvider[MFaxConfig]):
     type = "mfax"
     default_base_url = "https://api.documo.com/v1"
@@ -234,7 +228,7 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
             reason=reason,
             provider_code=_code(fax) if status is JobStatus.FAILED else _raw(fax, event),
             provider_text=str(text) if text else None,
-            pages=_int(fax.get("pagesCount")),
+            pages=as_int(fax.get("pagesCount")),
             job_id=job_id_of(fax),
             at=_time(fax.get("resolvedDate") or fax.get("createdAt")),
         )
@@ -265,7 +259,7 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
             provider_fax_id=str(fax["messageId"]),
             from_number=sender,
             to_number=to,
-            pages=_int(fax.get("pagesCount")),
+            pages=as_int(fax.get("pagesCount")),
             received=_time(fax.get("resolvedDate") or fax.get("createdAt")),
             remote_station_id=str(fax["faxCsid"]) if fax.get("faxCsid") else None,
             document=document,
