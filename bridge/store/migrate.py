@@ -15,6 +15,7 @@ migration step. Three things make that safe:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -55,9 +56,25 @@ def current_revision(connection: Connection) -> str | None:
 
 
 @contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Bridges starting together on one SQLite file take turns, from the first connection on
+    (switching a new file to WAL needs it to themselves; SQLite may answer "locked" at once)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def migration_connection(engine: Engine) -> Iterator[Connection]:
     """One transaction that holds the migration lock; every revision runs inside it."""
-    with engine.connect() as conn:
+    with _sqlite_file_lock(engine), engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             with conn.begin():
                 key = _lock_key(conn)
