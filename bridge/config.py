@@ -221,6 +221,25 @@ class InboundConfig(_Strict):
         return out
 
 
+def _regexes(value: list[str] | None) -> list[str] | None:
+    for pattern in value or []:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+    return value
+
+
+class SenderOverride(_Strict):
+    """Cover-page settings for some senders of a faxbox (a scanner's address, say)."""
+
+    senders: list[str] = Field(min_length=1)  # globs on the envelope sender
+    cover_page: CoverPolicy | None = None
+    ignore_body_patterns: list[str] | None = None
+
+    _check_patterns = field_validator("ignore_body_patterns")(_regexes)
+
+
 class FaxboxConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     domains: list[str] = Field(min_length=1)
@@ -232,6 +251,7 @@ class FaxboxConfig(_Strict):
     allow_premium: bool = False
     cover_page: CoverPolicy = CoverPolicy.AUTO
     ignore_body_patterns: list[str] = []
+    sender_overrides: list[SenderOverride] = []  # first match wins
     max_pages: int = Field(200, gt=0)
     rate_limit: RateLimit = RateLimit()
     admin: str | None = None
@@ -253,15 +273,7 @@ class FaxboxConfig(_Strict):
             raise ValueError(f"{value!r} is not a region phonenumbers knows (ISO 3166 code)")
         return region
 
-    @field_validator("ignore_body_patterns")
-    @classmethod
-    def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
-        return value
+    _check_patterns = field_validator("ignore_body_patterns")(_regexes)
 
 
 class Config(_Strict):

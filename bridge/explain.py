@@ -113,7 +113,7 @@ def _message(out: Explanation, config: Config, record: dict[str, Any], raw: byte
         out.say(f"Faxbox {name} no longer exists in the configuration; cannot replay.")
         return
     try:
-        doc = prepare_document(raw, document_options(faxbox))
+        doc = prepare_document(raw, document_options(faxbox, record["from"]))
     except DocumentError as exc:
         for refused in exc.attachments:
             out.say(_part_line(refused))

@@ -8,6 +8,7 @@ the database rows are durably written.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import re
 from concurrent.futures import Executor
@@ -40,11 +41,19 @@ class IntakeResult:
     job_ids: list[str]
 
 
-def document_options(faxbox: FaxboxConfig) -> DocumentOptions:
+def document_options(faxbox: FaxboxConfig, sender: str | None = None) -> DocumentOptions:
+    """The faxbox's cover policy, or that of the first `sender_overrides` entry matching."""
+    cover, patterns = faxbox.cover_page, faxbox.ignore_body_patterns
+    for override in faxbox.sender_overrides:
+        if sender and any(
+            fnmatch.fnmatchcase(sender.lower(), glob.lower()) for glob in override.senders
+        ):
+            cover = override.cover_page or cover
+            if override.ignore_body_patterns is not None:
+                patterns = override.ignore_body_patterns
+            break
     return DocumentOptions(
-        cover_policy=faxbox.cover_page,
-        ignore_body_patterns=tuple(faxbox.ignore_body_patterns),
-        max_pages=faxbox.max_pages,
+        cover_policy=cover, ignore_body_patterns=tuple(patterns), max_pages=faxbox.max_pages
     )
 
 
@@ -98,7 +107,8 @@ class Intake:
         prepared: dict[str, PreparedDocument] = {}
         try:
             for name, faxbox in faxboxes.items():
-                result = await self._in_pool(prepare_document, raw, document_options(faxbox))
+                options = document_options(faxbox, attempt.mail_from)
+                result = await self._in_pool(prepare_document, raw, options)
                 assert isinstance(result, PreparedDocument)
                 prepared[name] = result
         except DocumentError as exc:
