@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.errors import ConfigError
-from bridge.models import CoverPolicy
+from bridge.models import CoverPolicy, Redial, RedialPolicy
 
 DEFAULT_CONFIG_NAME = "config.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -23,6 +31,24 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(value: Any) -> Any:
+    """`90`, `"90s"`, `"30m"`, `"24h"`, `"2d"` → seconds (a float)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value.lower())
+        if not match:
+            raise ValueError(f"{value!r} is not a duration (like 90s, 30m, 24h or 2d)")
+        return float(match.group(1)) * _UNIT_S[match.group(2)]
+    return value
+
+
+# A length of time: seconds as a number, or a number with s, m, h or d.
+Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
 
 
 def _host_port(value: str) -> str:
@@ -88,6 +114,9 @@ class WorkerConfig(_Strict):
     max_backoff_s: float = Field(1800, ge=0)
     lease_s: float = Field(300, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
+    # A job with no final word from its provider this long after it was accepted ends as
+    # `unknown` (or `failed`, reason expired, if it never reached the provider).
+    give_up_after: Duration = 86_400.0
 
 
 class HTTPConfig(_Strict):
@@ -142,6 +171,9 @@ class _ProviderBase(_Strict):
     status_poll_s: float = Field(60, gt=0)
     timeout_s: float = Field(30, gt=0)
     callback_token: str | None = None
+    # How long a fax this provider no longer knows stays unaccounted for before its job ends
+    # as `unknown`; None: the adapter's own default (it knows how long the provider retries).
+    forgotten_grace_s: Duration | None = None
 
 
 class SimulatorConfig(_ProviderBase):
@@ -185,6 +217,18 @@ ProviderConfig = Annotated[
     SimulatorConfig | HelloFaxConfig | FaxPlusConfig | KazooConfig | DropboxSignConfig | MFaxConfig,
     Field(discriminator="type"),
 ]
+
+
+class RedialRule(_Strict):
+    tries: int = Field(ge=1, le=10)  # dial attempts in all, the first included
+    interval: Duration = 300.0
+
+
+class RedialConfig(_Strict):
+    """Redials for the causes that are the line's doing, never the provider's."""
+
+    busy: RedialRule = RedialRule(tries=3, interval=300)
+    no_answer: RedialRule = RedialRule(tries=2, interval=600)
 
 
 class RateLimit(_Strict):
@@ -254,6 +298,12 @@ class FaxboxConfig(_Strict):
     sender_overrides: list[SenderOverride] = []  # first match wins
     max_pages: int = Field(200, gt=0)
     rate_limit: RateLimit = RateLimit()
+    redial: RedialConfig = RedialConfig()
+    # Name on the page header / station line where the provider lets us set it (Kazoo).
+    fax_header: str | None = Field(None, max_length=50)
+    # Remove each fax and its files from the provider once its report (or inbound mail) is
+    # sent: for offices that must not leave health records with a third party.
+    delete_after_delivery: bool = False
     admin: str | None = None
     reports: ReportsConfig = ReportsConfig()
     inbound: InboundConfig = InboundConfig()
@@ -274,6 +324,14 @@ class FaxboxConfig(_Strict):
         return region
 
     _check_patterns = field_validator("ignore_body_patterns")(_regexes)
+
+    def redial_policy(self) -> RedialPolicy:
+        """The `redial:` settings as the value each job carries from its acceptance on."""
+        busy, no_answer = self.redial.busy, self.redial.no_answer
+        return RedialPolicy(
+            busy=Redial(busy.tries, busy.interval),
+            no_answer=Redial(no_answer.tries, no_answer.interval),
+        )
 
 
 class Config(_Strict):

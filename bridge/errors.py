@@ -10,6 +10,7 @@ BridgeError
 ├── ProviderError
 │   ├── TransientProviderError  retry later (timeouts, 429, 5xx); carries retry_after_s
 │   └── PermanentProviderError  give up; carries the provider's own message
+│       └── NotSupportedByProvider  the provider's API has no such call (cancel, delete …)
 └── CallbackError
     └── CallbackAuthError       forged or unauthenticated callback → 401/403
 """
@@ -67,13 +68,21 @@ class TransientProviderError(ProviderError):
         code: str | None = None,
         retry_after_s: float | None = None,
         rate_limited: bool = False,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
         self.rate_limited = rate_limited  # a request to slow down, not a failed try
+        # The request may have reached the provider (a timeout or a connection lost after it
+        # went out): ask the provider (`find`) before sending again; not a failed try either.
+        self.maybe_sent = maybe_sent
 
 
 class PermanentProviderError(ProviderError):
+    pass
+
+
+class NotSupportedByProvider(PermanentProviderError):
     pass
 
 

@@ -18,10 +18,17 @@ class JobStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # the bridge stopped waiting for the provider's final word
 
     @property
     def is_final(self) -> bool:
+        """No more work for the bridge (a late final word may still replace `unknown`)."""
         return self in FINAL_STATUSES
+
+    @property
+    def is_settled(self) -> bool:
+        """Final, and nothing the provider says later changes it."""
+        return self in SETTLED_STATUSES
 
     @property
     def rank(self) -> int:
@@ -29,15 +36,17 @@ class JobStatus(StrEnum):
         return _RANK[self]
 
 
-FINAL_STATUSES = frozenset({JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED})
+SETTLED_STATUSES = frozenset({JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED})
+FINAL_STATUSES = SETTLED_STATUSES | {JobStatus.UNKNOWN}
 _RANK = {
     JobStatus.QUEUED: 0,
     JobStatus.SUBMITTING: 1,
     JobStatus.SUBMITTED: 2,
     JobStatus.SENDING: 3,
-    JobStatus.DELIVERED: 4,
-    JobStatus.FAILED: 4,
-    JobStatus.CANCELLED: 4,
+    JobStatus.UNKNOWN: 4,  # below the settled states: the provider's late word still counts
+    JobStatus.DELIVERED: 5,
+    JobStatus.FAILED: 5,
+    JobStatus.CANCELLED: 5,
 }
 
 
@@ -105,6 +114,63 @@ class CoverNote:
 
 
 @dataclass(frozen=True)
+class Redial:
+    """How often one line-level cause (busy, no answer) is dialled, and how far apart."""
+
+    tries: int = 1  # dial attempts in all, the first included
+    interval_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class RedialPolicy:
+    """A faxbox's redial policy, frozen into each job when its mail is accepted."""
+
+    busy: Redial = field(default_factory=lambda: Redial(3, 300.0))
+    no_answer: Redial = field(default_factory=lambda: Redial(2, 600.0))
+
+    def for_reason(self, reason: FailureReason | None) -> Redial | None:
+        """The rule for a failure that is the line's doing; None for every other failure."""
+        if reason is FailureReason.BUSY:
+            return self.busy
+        if reason is FailureReason.NO_ANSWER:
+            return self.no_answer
+        return None
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {
+            "busy": [self.busy.tries, self.busy.interval_s],
+            "no_answer": [self.no_answer.tries, self.no_answer.interval_s],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]] | None) -> RedialPolicy:
+        if not data:
+            return cls()
+        busy, no_answer = data.get("busy"), data.get("no_answer")
+        return cls(
+            busy=Redial(int(busy[0]), float(busy[1])) if busy else Redial(3, 300.0),
+            no_answer=Redial(int(no_answer[0]), float(no_answer[1]))
+            if no_answer
+            else Redial(2, 600.0),
+        )
+
+
+@dataclass(frozen=True)
+class FaxReference:
+    """Our mark on a fax at the provider: the job and the round it was sent in.
+
+    Adapters write `str(reference)` into whatever the provider echoes back (a tag, comment,
+    title or custom field) so callbacks, listings and reconciliation find the job again.
+    """
+
+    job_id: str
+    round: int = 0
+
+    def __str__(self) -> str:
+        return self.job_id if self.round == 0 else f"{self.job_id}-r{self.round}"
+
+
+@dataclass(frozen=True)
 class OutboundFax:
     """One job as the worker hands it to a provider."""
 
@@ -117,11 +183,17 @@ class OutboundFax:
     cover_pdf: Path | None  # the bridge's own rendering of `cover`
     callback_url: str
     round: int = 0  # 0 for the first send; `jobs retry` / resubmit start a new round
+    redial: RedialPolicy = field(default_factory=RedialPolicy)
+    header: str | None = None  # the faxbox's name for the page header / station (TSI) line
+
+    @property
+    def reference(self) -> FaxReference:
+        return FaxReference(self.job_id, self.round)
 
     @property
     def send_key(self) -> str:
         """Idempotency key: the same for a re-send after a crash, new for a retry round."""
-        return self.job_id if self.round == 0 else f"{self.job_id}-r{self.round}"
+        return str(self.reference)
 
     @property
     def total_pages(self) -> int:
@@ -147,6 +219,22 @@ class StatusUpdate:
     pages: int | None = None
     job_id: str | None = None  # when the provider echoes our id back
     at: datetime | None = None
+    round: int | None = None  # the round our echoed reference names, when it names one
+    tries: int | None = None  # dial attempts the provider itself made (native redial)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a provider holds for one job, asked before anything is sent again.
+
+    `faxes` are the provider's faxes carrying this job's reference (any round), newest first.
+    `certain` is False when the API cannot search by our reference (or only part of the
+    history), so an empty `faxes` proves nothing and a re-send may duplicate.
+    """
+
+    faxes: tuple[StatusUpdate, ...] = ()
+    certain: bool = True
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,7 +264,22 @@ class CallbackRequest:
 
 
 @dataclass(frozen=True)
+class UnclassifiedCallback:
+    """A callback the adapter authenticated but could not read as news about a fax.
+
+    Kept in the store (`callback_log`) and shown by `explain`, never acknowledged and dropped in
+    silence: the provider will not send it again.
+    """
+
+    reason: str  # why it could not be classified, a sentence
+    event: str | None = None  # the provider's event name, if it gave one
+    provider_fax_id: str | None = None
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CallbackResult:
     updates: list[StatusUpdate] = field(default_factory=list)
     inbound: list[InboundFax] = field(default_factory=list)
     reply_body: str = "OK"
+    unclassified: list[UnclassifiedCallback] = field(default_factory=list)

@@ -1,8 +1,10 @@
-"""The fax worker: claim due jobs under a lease, send, retry with backoff, poll the quiet.
+"""The fax worker: claim due jobs under a lease, ask before re-sending, send, retry.
 
 Final writes run under `asyncio.shield` so a shutdown mid-send cannot leave a job half-recorded
-(arq's `run_job` → `finish_job`). A job orphaned by a crash (`submitting`, lease expired) is
-claimed again; providers receive our job id, so a re-send after a crash is recognisable.
+(arq's `run_job` → `finish_job`). A job whose last send may have reached the provider — claimed
+again after a crash, retried by an admin, or cut off by a timeout after the request went out —
+carries `reconcile`: the provider is asked (`FaxProvider.find`) first, and a fax it already has
+is adopted instead of sent twice. Polling, expiry and the privacy purge are in `bridge.followup`.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import logging
 import os
 import random
 import socket
-from datetime import datetime
 from typing import Any
 
 from bridge import logsetup
 from bridge.config import Config
 from bridge.errors import PermanentProviderError, StorageError, TransientProviderError
 from bridge.events import apply_status
-from bridge.models import CoverNote, FailureReason, JobStatus, OutboundFax, StatusUpdate
+from bridge.followup import FollowUp
+from bridge.models import FailureReason, JobStatus, Lookup, OutboundFax, StatusUpdate
+from bridge.outbound import adoptable, outbound_fax
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
@@ -30,25 +33,6 @@ def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random) -> 
     """Exponential backoff with jitter: base·2^(n-1), capped, then scaled by 0.5 to 1.0."""
     delay = min(max_s, base_s * 2 ** max(0, attempt - 1))
     return float(delay * (0.5 + rng.random() / 2))
-
-
-def outbound_fax(store: Store, job: Any, callback_url: str) -> OutboundFax:
-    cover = None
-    if job.cover:
-        data = dict(job.cover)
-        data["date"] = datetime.fromisoformat(data["date"])
-        cover = CoverNote(**data)
-    return OutboundFax(
-        job_id=job.id,
-        to=job.to_number,
-        caller_id=job.caller_id,
-        document=store.db.path(job.document_path),
-        pages=job.document_pages,
-        cover=cover,
-        cover_pdf=store.db.path(job.cover_path) if job.cover_path else None,
-        callback_url=callback_url,
-        round=job.round,
-    )
 
 
 class FaxWorker:
@@ -67,14 +51,14 @@ class FaxWorker:
         self.rng = random.Random()
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
-        self._poll_s = {name: p.config.status_poll_s for name, p in providers.items()}
+        self.followup = FollowUp(config, store, providers)
 
     async def run(self) -> None:
         settings = self.config.worker
         while not self._stopping.is_set():
             try:
                 await self._claim_and_start(settings.concurrency - len(self._running))
-                await self._poll_quiet_jobs()
+                await self.followup.run_once()
             except StorageError as exc:
                 log.error("worker cannot reach the store: %s", exc)
             self.wake.clear()
@@ -118,7 +102,11 @@ class FaxWorker:
                 detail="no such provider",
             )
             return
-        fax = outbound_fax(self.store, job, provider.callback_url())
+        faxbox = self._faxbox(job.faxbox)
+        header = faxbox.fax_header if faxbox is not None else None
+        fax = outbound_fax(self.store, job, provider.callback_url(), header)
+        if job.reconcile and await self._reconciled(job, provider, fax):
+            return
         log.info(
             "job %s: sending to %s via %s (attempt %d)",
             job.id,
@@ -153,6 +141,7 @@ class FaxWorker:
                 result.provider_fax_id,
                 detail,
                 provider.config.status_poll_s,
+                provider_redials=provider.redials_natively,
             )
             if result.status.rank > JobStatus.SUBMITTED.rank:
                 update = StatusUpdate(
@@ -163,8 +152,81 @@ class FaxWorker:
                 )
                 await asyncio.shield(apply_status(self.store, provider.name, update, "send reply"))
 
+    def _faxbox(self, name: str) -> Any:
+        try:
+            return self.config.faxbox(name)
+        except KeyError:
+            return None
+
+    async def _reconciled(self, job: Any, provider: FaxProvider[Any], fax: OutboundFax) -> bool:
+        """Ask the provider whether it already has this job's fax; True when nothing is to be
+        sent now (a fax was adopted, or the question must wait)."""
+        try:
+            lookup = await provider.find(fax)
+        except TransientProviderError as exc:
+            # Cannot ask now: never send blind while the provider may have it; ask again later.
+            delay = exc.retry_after_s if exc.retry_after_s is not None else 30.0
+            await self._finish(
+                self.store.jobs.reschedule,
+                job.id,
+                delay,
+                f"cannot ask {provider.name} whether it has this fax ({exc.message}); "
+                f"asking again in {delay:.0f} s",
+                refund=True,
+                reconcile=True,
+            )
+            return True
+        except PermanentProviderError as exc:
+            lookup = Lookup(certain=False, detail=exc.message)
+        found = adoptable(job, lookup)
+        if found is not None:
+            log.info(
+                "job %s: %s already has it as %s; adopting, not sending again",
+                job.id,
+                provider.name,
+                found.provider_fax_id,
+            )
+            detail = (
+                f"found at {provider.name} as {found.provider_fax_id} ({found.status.value}); "
+                "adopted, not sent again"
+            )
+            await self._finish(
+                self.store.jobs.record_submitted,
+                job.id,
+                found.provider_fax_id,
+                detail,
+                provider.config.status_poll_s,
+                provider_redials=provider.redials_natively,
+            )
+            update = StatusUpdate(**{**found.__dict__, "job_id": job.id})
+            if update.status.rank > JobStatus.SUBMITTED.rank:
+                await asyncio.shield(
+                    apply_status(self.store, provider.name, update, "reconciliation")
+                )
+            return True
+        if not lookup.certain:
+            why = lookup.detail or f"{provider.name} cannot tell whether it already has it"
+            log.warning("job %s: sending again may duplicate the fax: %s", job.id, why)
+            await self._finish(self.store.jobs.mark_possible_duplicate, job.id, why)
+        return False
+
     async def _transient(self, job: Any, exc: TransientProviderError) -> None:
         settings = self.config.worker
+        if exc.maybe_sent:
+            # The request went out and the answer was lost: the provider may have the fax, so
+            # the next try asks it first. The try still counts, which bounds the re-sends to
+            # `max_attempts` where the provider cannot be asked.
+            if job.attempts < settings.max_attempts:
+                delay = exc.retry_after_s if exc.retry_after_s is not None else settings.backoff_s
+                await self._finish(
+                    self.store.jobs.reschedule,
+                    job.id,
+                    delay,
+                    f"attempt {job.attempts}: {exc.message}; the provider may have the fax, "
+                    f"asking it in {delay:.0f} s before any re-send",
+                    reconcile=True,
+                )
+                return
         if exc.rate_limited:
             # Being asked to slow down is not a failed try (HelloFax's 200-pending 429).
             delay = exc.retry_after_s if exc.retry_after_s is not None else 60.0
@@ -202,17 +264,3 @@ class FaxWorker:
     async def _finish(self, write: Any, *args: Any, **kwargs: Any) -> None:
         """Record an outcome even if we are being cancelled (shutdown)."""
         await asyncio.shield(asyncio.to_thread(write, *args, **kwargs))
-
-    async def _poll_quiet_jobs(self) -> None:
-        jobs = await asyncio.to_thread(self.store.jobs.due_polls, self._poll_s, 20)
-        for job in jobs:
-            provider = self.providers.get(job.provider)
-            if provider is None or not job.provider_fax_id:
-                continue
-            try:
-                update = await provider.status(job.provider_fax_id, job_id=job.id)
-            except (TransientProviderError, PermanentProviderError) as exc:
-                log.info("job %s: status poll failed: %s", job.id, exc.message)
-                continue
-            if update is not None:
-                await apply_status(self.store, provider.name, update, "status poll")

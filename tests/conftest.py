@@ -83,6 +83,9 @@ def base_config(tmp_path: Path, db_url: str) -> dict[str, Any]:
                 "provider": "sim",
                 "caller_id": "+12125550100",
                 "default_region": "US",
+                # One dial per cause, so a busy test ends at once; tests/test_redial.py sets
+                # its own policy.
+                "redial": {"busy": {"tries": 1}, "no_answer": {"tries": 1}},
                 "inbound": {
                     "numbers": ["+12125550100"],
                     "email_to": ["frontdesk@fax.localhost"],

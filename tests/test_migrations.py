@@ -152,6 +152,10 @@ def insert_rows_at_revision_0001(engine: sa.Engine) -> None:
         )
 
 
+# The tables of revision 0001 (later revisions add tables that start empty).
+BASELINE_TABLES = ("smtplog", "fax_jobs", "job_events", "inbound_faxes", "mail_outbox")
+
+
 def row_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {
@@ -159,6 +163,7 @@ def row_counts(engine: sa.Engine) -> dict[str, int]:
                 conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             )
             for table in metadata.sorted_tables
+            if table.name in BASELINE_TABLES
         }
 
 

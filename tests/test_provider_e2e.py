@@ -160,6 +160,7 @@ def provider_faxbox_config(
                 "provider": name,
                 "caller_id": "+12125550100",
                 "default_region": "US",
+                "redial": {"busy": {"tries": 1}, "no_answer": {"tries": 1}},
                 "inbound": {
                     "numbers": ["+12125550100"],
                     "email_to": ["frontdesk@fax.localhost"],

@@ -470,3 +470,52 @@ def test_naive_store_times_are_read_as_utc() -> None:
     message = report(outcome(submitted_at=naive, finished_at=naive + timedelta(hours=1, minutes=2)))
     assert "in 1 h 2 min." in human_text(message)
     assert status_blocks(message)[0]["Arrival-Date"] == "Wed, 01 May 2024 10:00:00 +0000"
+
+
+def test_busy_report_says_how_many_tries_were_made() -> None:
+    text = human_text(report(failed(FailureReason.BUSY, dials=3)))
+    assert "The receiving line was busy on each of 3 tries." in text
+    assert "Tries:      3" in text
+    _, per_recipient = status_blocks(report(failed(FailureReason.BUSY, dials=3)))
+    assert per_recipient["X-Fax-Tries"] == "3"
+
+
+def test_busy_report_names_the_provider_redialling_by_itself() -> None:
+    message = report(failed(FailureReason.NO_ANSWER, dials=2, provider_redialled=True))
+    text = " ".join(human_text(message).split())
+    assert "Nobody answered on each of 2 tries (the fax service redialled by itself)." in text
+
+
+def test_single_try_busy_report_does_not_claim_each_time() -> None:
+    text = human_text(report(failed(FailureReason.BUSY, dials=1)))
+    assert "each time" not in text and "each of" not in text
+    assert "busy on the one try that was made" in text
+
+
+def test_unknown_outcome_report_tells_the_sender_to_check_before_resending() -> None:
+    message = report(
+        outcome(
+            status=JobStatus.UNKNOWN,
+            reason=FailureReason.EXPIRED,
+            provider_code="expired",
+            provider_text="no final word from the provider within 24 h",
+        )
+    )
+    assert message["Subject"] == "Fax to +1 212-555-0123: outcome unknown"
+    text = " ".join(human_text(message).split())
+    assert "never said whether your fax to +1 212-555-0123 (Jane Doe) arrived" in text
+    assert "no final word from the provider within 24 h" in text
+    assert "ask the recipient whether it arrived before you send it again" in text
+    _, per_recipient = status_blocks(message)
+    assert (per_recipient["Action"], per_recipient["Status"]) == ("delayed", "4.4.7")
+
+
+def test_late_final_word_after_unknown_says_it_follows_up() -> None:
+    text = human_text(report(outcome(late=True)))
+    assert text.startswith("This follows an earlier message that said the outcome")
+    assert "was delivered" in text
+
+
+def test_possible_duplicate_is_told_to_the_sender() -> None:
+    text = " ".join(human_text(report(outcome(possible_duplicate=True))).split())
+    assert "the recipient may get it twice" in text

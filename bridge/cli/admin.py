@@ -21,9 +21,18 @@ def serve(args: argparse.Namespace) -> int:
     from bridge.logsetup import configure_logging
 
     config = config_of(args)
+    _refuse_unusable_faxboxes(config)
     configure_logging(config, level=args.log_level)
     asyncio.run(run(config))
     return 0
+
+
+def _refuse_unusable_faxboxes(config: Config) -> None:
+    from bridge.providers.registry import faxbox_problems
+
+    problems = faxbox_problems(config)
+    if problems:
+        raise CommandError(paragraph("; ".join(problems) + "."))
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -32,6 +41,7 @@ def check_config(args: argparse.Namespace) -> int:
     config = config_of(args)
     for cfg in config.providers.values():
         provider_class(cfg.type)
+    _refuse_unusable_faxboxes(config)
     print(
         f"configuration OK: {len(config.faxboxes)} faxbox(es), "
         f"{len(config.providers)} provider(s); SMTP {config.smtp.listen}, "

@@ -144,9 +144,43 @@ def _run_on(
 
 
 def providers_check(args: argparse.Namespace) -> int:
-    adapter, description = _run_on(args, "the credentials check", lambda a: a.check())
+    config = config_of(args)
+
+    async def check(adapter: FaxProvider[Any]) -> tuple[str, list[str]]:
+        return await adapter.check(), await _caller_id_lines(config, adapter)
+
+    adapter, (description, caller_ids) = _run_on(args, "the credentials check", check)
     print(f"{adapter.name}: credentials OK — {description}")
+    for line in caller_ids:
+        print(line)
     return 0
+
+
+async def _caller_id_lines(config: Config, adapter: FaxProvider[Any]) -> list[str]:
+    """Whether each faxbox's caller ID is one of the account's own fax lines."""
+    boxes = [box for box in config.faxboxes if box.provider == adapter.name]
+    if not boxes:
+        return []
+    lines = await adapter.fax_lines()
+    if lines is None:
+        return [
+            f"{adapter.name}: the {adapter.type} API does not list fax lines; caller IDs "
+            "not checked"
+        ]
+    owned = set(lines)
+    shown = ", ".join(sorted(owned)) or "none"
+    out = []
+    for box in boxes:
+        if not box.caller_id:
+            out.append(f"faxbox {box.name}: no caller_id; the provider's default line is used")
+        elif box.caller_id in owned:
+            out.append(f"faxbox {box.name}: caller ID {box.caller_id} is a fax line of the account")
+        else:
+            out.append(
+                f"faxbox {box.name}: caller ID {box.caller_id} is NOT one of the account's fax "
+                f"lines ({shown}); the provider may refuse the faxes or send another number"
+            )
+    return out
 
 
 def providers_setup(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import TYPE_CHECKING
 
 from bridge.cli.common import (
@@ -15,7 +16,8 @@ from bridge.cli.common import (
     open_store,
     refused,
 )
-from bridge.cli.output import Columns, show
+from bridge.cli.output import Columns, CommandError, paragraph, show
+from bridge.config import Config
 from bridge.models import JobStatus
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ JOB_COLUMNS: Columns = [
     ("reason", "REASON"),
     ("to", "TO"),
     ("pages", "PAGES"),
-    ("attempts", "TRIES"),
+    ("dials", "TRIES"),
     ("faxbox", "FAXBOX"),
 ]
 
@@ -81,7 +83,61 @@ def jobs_retry(args: argparse.Namespace) -> int:
 
 
 def jobs_cancel(args: argparse.Namespace) -> int:
-    return _job_action(args, "cancel")
+    """A queued job is cancelled here; one at the provider is cancelled there first."""
+    config = config_of(args)
+    store = open_store(config)
+    job = store.jobs.row(args.id)
+    if job is None:
+        raise not_found("fax job", args.id, "jobs list")
+    if job.status not in (JobStatus.SUBMITTED.value, JobStatus.SENDING.value):
+        return _job_action(args, "cancel")
+    note = asyncio.run(_cancel_at_provider(config, job.provider, job.provider_fax_id))
+    try:
+        print(store.jobs.cancel(args.id, at_provider=note))
+    except ValueError as exc:  # it ended while we asked
+        raise refused(exc) from exc
+    return 0
+
+
+async def _cancel_at_provider(config: Config, provider_name: str, fax_id: str) -> str:
+    import httpx
+
+    from bridge.errors import ProviderError
+    from bridge.providers.registry import build_providers
+
+    async with httpx.AsyncClient() as client:
+        adapters = build_providers(config, client)
+        adapter = adapters.get(provider_name)
+        if adapter is None:
+            raise CommandError(f"The job's provider {provider_name!r} is no longer configured.")
+        try:
+            await adapter.cancel(fax_id)
+        except ProviderError as exc:
+            raise CommandError(
+                paragraph(f"{provider_name} did not cancel fax {fax_id}: {exc.message}")
+            ) from exc
+        finally:
+            await adapter.aclose()
+    return f"cancelled at {provider_name} (fax {fax_id})"
+
+
+CALLBACK_COLUMNS: Columns = [
+    ("id", "ID"),
+    ("received", "RECEIVED (UTC)"),
+    ("provider", "PROVIDER"),
+    ("event", "EVENT"),
+    ("provider_fax_id", "FAX"),
+    ("reason", "WHY IT WAS KEPT"),
+]
+
+
+def callbacks_list(args: argparse.Namespace) -> int:
+    store = open_store(config_of(args))
+    rows = store.callbacks.recent(provider=args.provider, job_id=args.job, limit=args.limit)
+    if not args.json:
+        rows = [{k: v for k, v in row.items() if k != "body"} for row in rows]
+    show(rows, args.json, CALLBACK_COLUMNS)
+    return 0
 
 
 def _job_action(args: argparse.Namespace, action: str) -> int:
@@ -117,4 +173,12 @@ def register(commands: Subcommands) -> None:
     add_command(jobs, "retry", jobs_retry, "send a failed or cancelled job again").add_argument(
         "id"
     )
-    add_command(jobs, "cancel", jobs_cancel, "cancel a queued job").add_argument("id")
+    add_command(
+        jobs, "cancel", jobs_cancel, "cancel a queued job, or one the provider has not sent yet"
+    ).add_argument("id")
+
+    callbacks = add_group(commands, "callbacks", "provider callbacks the bridge could not act on")
+    cmd = add_command(callbacks, "list", callbacks_list, "list kept callbacks, newest first")
+    cmd.add_argument("--provider", metavar="NAME")
+    cmd.add_argument("--job", metavar="JOB-ID")
+    add_list_options(cmd)

@@ -17,6 +17,7 @@ from bridge.events import apply_status, record_inbound
 from bridge.http.api import API_DESCRIPTION, kazoo_api
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
+from bridge.models import CallbackRequest, InboundFax, UnclassifiedCallback
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
@@ -57,7 +58,12 @@ def create_app(
                 found = await apply_status(store, provider_name, update, "callback")
                 known = known and (found or await _job_known(store, provider_name, update))
             for inbound in result.inbound:
-                await record_inbound(config, store, provider, inbound)
+                stored = await record_inbound(config, store, provider, inbound)
+                if stored is None and not await _inbound_known(store, provider_name, inbound):
+                    await _keep(store, provider_name, incoming, unowned(inbound))
+            for item in result.unclassified:
+                log.warning("callback for %s kept, not understood: %s", provider_name, item.reason)
+                await _keep(store, provider_name, incoming, item)
         except StorageError as exc:
             log.error("callback for %s not stored: %s", provider_name, exc)
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
@@ -85,3 +91,24 @@ def create_app(
 
 async def _job_known(store: Store, provider: str, update: Any) -> bool:
     return await asyncio.to_thread(store.jobs.find, provider, update) is not None
+
+
+async def _inbound_known(store: Store, provider: str, fax: InboundFax) -> bool:
+    return await asyncio.to_thread(store.inbound.known, provider, fax.provider_fax_id)
+
+
+def unowned(fax: InboundFax) -> UnclassifiedCallback:
+    return UnclassifiedCallback(
+        reason=f"inbound fax from {fax.from_number or 'an unknown number'} to "
+        f"{fax.to_number or 'an unknown number'}: no faxbox has that number in inbound.numbers",
+        event="inbound",
+        provider_fax_id=fax.provider_fax_id,
+    )
+
+
+async def _keep(
+    store: Store, provider: str, request: CallbackRequest, item: UnclassifiedCallback
+) -> None:
+    await asyncio.to_thread(
+        store.callbacks.record, provider, item, request.content_type, request.body
+    )

@@ -85,7 +85,7 @@ _STATUS_CODES = {
 
 # The one thing the sender can do about it.
 _ADVICE = {
-    FailureReason.BUSY: "The receiving line was busy each time. Please send the fax again later.",
+    FailureReason.BUSY: "Please send the fax again later.",
     FailureReason.NO_ANSWER: "Please check that the receiving fax machine is switched on and "
     "connected, then send the fax again.",
     FailureReason.BAD_NUMBER: "Please check the number: it did not answer as a fax machine "
@@ -114,7 +114,7 @@ class DeliveryOutcome:
     faxbox: str
     to_number: str  # E.164
     to_name: str  # may be ""
-    status: JobStatus  # DELIVERED, FAILED or CANCELLED
+    status: JobStatus  # DELIVERED, FAILED, CANCELLED or UNKNOWN
     reason: FailureReason | None
     provider: str  # provider key in the config
     provider_code: str | None
@@ -130,6 +130,10 @@ class DeliveryOutcome:
     original_subject: str
     document_pdf: bytes | None  # the fax as transmitted
     recipient_address: str = ""  # the RCPT TO address as given, e.g. 12125550123@fax.example.com
+    dials: int = 0  # times the fax was dialled (handed to the provider), redials included
+    provider_redialled: bool = False  # the provider redialled by itself (its count, if given)
+    possible_duplicate: bool = False  # re-sent once without being able to rule out a first copy
+    late: bool = False  # a final word that came after an "outcome unknown" report
 
 
 def report_recipients(
@@ -146,7 +150,7 @@ def report_recipients(
     if faxbox.reports.to_sender and address:
         to.append(address)
     extra = list(faxbox.reports.cc)
-    if status is JobStatus.FAILED and faxbox.admin:
+    if status in (JobStatus.FAILED, JobStatus.UNKNOWN) and faxbox.admin:
         extra.append(faxbox.admin)
     seen = {a.lower() for a in to}
     cc: list[str] = []
@@ -175,6 +179,8 @@ def report_subject(outcome: DeliveryOutcome) -> str:
     number = format_number(outcome.to_number)
     if outcome.status is JobStatus.DELIVERED:
         return f"Fax to {number} delivered ({plural(outcome.pages, 'page')})"
+    if outcome.status is JobStatus.UNKNOWN:
+        return f"Fax to {number}: outcome unknown"
     if outcome.status is JobStatus.CANCELLED:
         return f"Fax to {number} cancelled"
     if outcome.reason is None:
@@ -234,9 +240,27 @@ def _human_text(outcome: DeliveryOutcome, *, with_fax: bool) -> str:
         (aware(outcome.finished_at) - aware(outcome.submitted_at)).total_seconds()
     )
     paragraphs: list[str] = []
+    if outcome.late:
+        paragraphs.append(
+            "This follows an earlier message that said the outcome of this fax was unknown: "
+            "the fax service has now given its final word."
+        )
     if outcome.status is JobStatus.DELIVERED:
         paragraphs.append(
             f"Your fax to {whom} was delivered: {plural(outcome.pages, 'page')} in {duration}."
+        )
+    elif outcome.status is JobStatus.UNKNOWN:
+        paragraphs.append(
+            f"The fax service never said whether your fax to {whom} arrived, and the fax "
+            f"bridge stopped waiting after {duration}."
+        )
+        said = _provider_said(outcome)
+        if said:
+            paragraphs.append(f"Why: {said}")
+        paragraphs.append(
+            "Please ask the recipient whether it arrived before you send it again, so that "
+            "they do not get it twice. If the fax service reports later, you will get "
+            "another message."
         )
     else:
         verb = "was cancelled" if outcome.status is JobStatus.CANCELLED else "could not be sent"
@@ -245,8 +269,15 @@ def _human_text(outcome: DeliveryOutcome, *, with_fax: bool) -> str:
         said = _provider_said(outcome)
         if said:
             paragraphs.append(f"The fax service said: {said}")
+        if outcome.reason in (FailureReason.BUSY, FailureReason.NO_ANSWER):
+            paragraphs.append(_tried(outcome))
         if outcome.reason and outcome.status is JobStatus.FAILED:
             paragraphs.append(_ADVICE[outcome.reason])
+    if outcome.possible_duplicate:
+        paragraphs.append(
+            "Note: the fax had to be sent again without the fax service being able to say "
+            "whether an earlier try had already gone through, so the recipient may get it twice."
+        )
     text = "\n\n".join(textwrap.fill(p, width=76) for p in paragraphs) + "\n\n"
 
     rows = [("Fax ID", outcome.job_id), ("To", whom)]
@@ -257,7 +288,7 @@ def _human_text(outcome: DeliveryOutcome, *, with_fax: bool) -> str:
         ("Submitted", human_time(outcome.submitted_at)),
         ("Finished", human_time(outcome.finished_at)),
         ("Duration", duration),
-        ("Attempts", str(outcome.attempts)),
+        _tries_row(outcome),
     ]
     text += "".join(f"  {label + ':':<11} {value}\n" for label, value in rows)
 
@@ -269,6 +300,28 @@ def _human_text(outcome: DeliveryOutcome, *, with_fax: bool) -> str:
     attached = "The headers of your original message"
     attached += " and the fax as it was transmitted are attached." if with_fax else " are attached."
     return text + "\n" + textwrap.fill(attached, width=76) + "\n"
+
+
+def _tried(outcome: DeliveryOutcome) -> str:
+    """What was tried, for a busy or unanswered line: `The line was busy on each of 3 tries.`"""
+    what = (
+        "The receiving line was busy"
+        if outcome.reason is FailureReason.BUSY
+        else ("Nobody answered")
+    )
+    by = " (the fax service redialled by itself)" if outcome.provider_redialled else ""
+    if outcome.dials > 1:
+        return f"{what} on each of {outcome.dials} tries{by}."
+    if outcome.provider_redialled:
+        return f"{what}; the fax service was asked to redial and did not get through."
+    return f"{what} on the one try that was made (no redial is set for this)."
+
+
+def _tries_row(outcome: DeliveryOutcome) -> tuple[str, str]:
+    """Dials where the fax reached the provider; else the attempts to reach the provider."""
+    if outcome.dials:
+        return "Tries", str(outcome.dials)
+    return "Attempts", str(outcome.attempts)
 
 
 def _provider_said(outcome: DeliveryOutcome) -> str:
@@ -298,9 +351,14 @@ def _status_part(outcome: DeliveryOutcome, hostname: str) -> MIMEPart:
         per_recipient["Original-Recipient"] = f"rfc822; {_ascii(outcome.recipient_address)}"
     per_recipient["Final-Recipient"] = f"rfc822; {outcome.to_number}@{domain}"
     delivered = outcome.status is JobStatus.DELIVERED
-    per_recipient["Action"] = "delivered" if delivered else "failed"
+    unknown = outcome.status is JobStatus.UNKNOWN
+    # Outcome unknown: RFC 3464 "delayed" with 4.4.7 (delivery time expired), never "failed"
+    # (a sender's script would re-send, and the recipient may already have the fax).
+    per_recipient["Action"] = "delivered" if delivered else "delayed" if unknown else "failed"
     if delivered:
         per_recipient["Status"] = "2.0.0"
+    elif unknown:
+        per_recipient["Status"] = "4.4.7"
     else:
         per_recipient["Status"] = _STATUS_CODES[outcome.reason] if outcome.reason else "5.0.0"
     diagnostic = " ".join(
@@ -313,6 +371,7 @@ def _status_part(outcome: DeliveryOutcome, hostname: str) -> MIMEPart:
     per_recipient["X-Fax-Provider"] = outcome.provider
     per_recipient["X-Fax-Pages"] = str(outcome.pages)
     per_recipient["X-Fax-Attempts"] = str(outcome.attempts)
+    per_recipient["X-Fax-Tries"] = str(outcome.dials)
     if outcome.reason and not delivered:
         per_recipient["X-Fax-Reason"] = outcome.reason.value
 

@@ -16,12 +16,13 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bridge.config import _ProviderBase
-from bridge.errors import CallbackAuthError
+from bridge.config import FaxboxConfig, _ProviderBase
+from bridge.errors import CallbackAuthError, NotSupportedByProvider
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
     InboundFax,
+    Lookup,
     OutboundFax,
     SendResult,
     StatusUpdate,
@@ -44,15 +45,30 @@ class FaxProvider(ABC, Generic[ConfigT]):
 
     Contract:
     - `send` either returns a `SendResult` (the provider accepted the fax) or raises
-      `TransientProviderError` (try again later) / `PermanentProviderError` (give up).
+      `TransientProviderError` (try again later) / `PermanentProviderError` (give up). It
+      writes `fax.reference` where the provider echoes it (tag, comment, title, custom field),
+      so `find` and callbacks can name the job (`bridge.providers.reference`).
     - `status` asks the provider about one fax; `None` means the provider no longer knows it
-      (not a failure by itself: some delete finished faxes).
+      ("forgotten": not a failure by itself, some delete finished faxes; the worker then asks
+      `find`, and after `forgotten_grace_s` ends the job as `unknown`).
+    - `find` looks the job up by our reference before anything is sent again (after a crash
+      mid-send, a timeout after the request went out, `jobs retry`).
     - `parse_callback` authenticates and parses one HTTP callback; forged ones raise
-      `CallbackAuthError` and change nothing.
+      `CallbackAuthError` and change nothing. A callback it cannot classify is not dropped in
+      silence: it logs a warning and returns it in `CallbackResult.unclassified`.
     - `fetch_document` returns the PDF (or TIFF) of an inbound fax.
+    - `cancel`, `delete`, `fax_lines` are optional: the defaults say the API cannot.
     """
 
     type: ClassVar[str]
+    #: The provider redials busy / unanswered lines itself when `send` passes `fax.redial`
+    #: (Fax.Plus `options.retry`, Kazoo `retries`); the bridge then does not redial on top.
+    redials_natively: ClassVar[bool] = False
+    #: How long a fax the provider no longer knows may stay unaccounted for before the job
+    #: ends as `unknown` (a provider block's `forgotten_grace_s` overrides it).
+    forgotten_grace_s: ClassVar[float] = 3600.0
+    #: The provider refuses a fax without a caller ID (Kazoo's schema requires from_number).
+    requires_caller_id: ClassVar[bool] = False
 
     def __init__(
         self, name: str, config: ConfigT, client: httpx.AsyncClient, context: ProviderContext
@@ -76,11 +92,46 @@ class FaxProvider(ABC, Generic[ConfigT]):
         (Fax.Plus: outbox id → fax id); an update naming a new id must then carry `job_id`.
         """
 
+    async def find(self, fax: OutboundFax) -> Lookup:
+        """Every fax the provider holds that carries `fax.job_id`'s reference (any round).
+
+        The default cannot tell; an adapter whose API lists or searches faxes overrides it.
+        """
+        return Lookup(
+            certain=False, detail=f"{self.type} cannot look a fax up by the bridge's reference"
+        )
+
     @abstractmethod
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult: ...
 
     @abstractmethod
     async def fetch_document(self, fax: InboundFax) -> bytes: ...
+
+    async def cancel(self, provider_fax_id: str) -> None:
+        """Stop a fax the provider has not sent yet; raises if it cannot (already sent …)."""
+        raise NotSupportedByProvider(f"{self.name}: the {self.type} API cannot cancel a fax")
+
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        """Remove a finished fax and its files from the provider (privacy); idempotent."""
+        raise NotSupportedByProvider(f"{self.name}: the {self.type} API cannot delete a fax")
+
+    async def fax_lines(self) -> list[str] | None:
+        """The account's own fax numbers in E.164, or None when the API does not list them."""
+        return None
+
+    def forgotten_after_s(self) -> float:
+        configured = self.config.forgotten_grace_s
+        return self.forgotten_grace_s if configured is None else configured
+
+    @classmethod
+    def faxbox_problems(cls, faxbox: FaxboxConfig) -> list[str]:
+        """What makes `faxbox` unusable with this provider (check-config, start-up)."""
+        if cls.requires_caller_id and not faxbox.caller_id:
+            return [
+                f"faxbox {faxbox.name!r} uses a {cls.type} provider, which refuses a fax "
+                "without a caller ID: set caller_id"
+            ]
+        return []
 
     async def check(self) -> str:
         """Make one harmless authenticated call; return what it showed."""

@@ -34,6 +34,14 @@ def provider_class(type_name: str) -> type[FaxProvider[Any]]:
     return cls
 
 
+def faxbox_problems(config: Config) -> list[str]:
+    """What makes a configured faxbox unusable with its provider (each adapter says)."""
+    problems: list[str] = []
+    for box in config.faxboxes:
+        problems += provider_class(config.providers[box.provider].type).faxbox_problems(box)
+    return problems
+
+
 def build_providers(
     config: Config, client: httpx.AsyncClient, *, public_url: str | None = None
 ) -> dict[str, FaxProvider[Any]]:

@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,14 @@ import httpx
 
 from bridge import metrics
 from bridge.config import SimulatorConfig
-from bridge.errors import CallbackError, TransientProviderError
+from bridge.errors import CallbackError, PermanentProviderError, TransientProviderError
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
     FailureReason,
     InboundFax,
     JobStatus,
+    Lookup,
     OutboundFax,
     SendResult,
     StatusUpdate,
@@ -46,6 +47,7 @@ _FAILURES: dict[str, tuple[FailureReason, str]] = {
 }
 _UNAVAILABLE_SUFFIX = "0005"
 _UNAVAILABLE_TIMES = 2
+_BUSY_ONCE_SUFFIX = "0006"  # busy on the first dial, delivered on a redial
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class _Timeline:
     pages: int
     submitted: float
     delay_s: float
+    round: int = 0
+    cancelled: bool = False
 
     def status_at(self, now: float) -> StatusUpdate:
         elapsed = now - self.submitted
@@ -69,7 +73,11 @@ class _Timeline:
         return self.final()
 
     def final(self) -> StatusUpdate:
+        if self.cancelled:
+            return self._update(JobStatus.CANCELLED, code="cancelled", text="Cancelled")
         failure = _FAILURES.get(self.to[-4:])
+        if self.to.endswith(_BUSY_ONCE_SUFFIX) and self.round == 0:
+            failure = _FAILURES["0001"]
         if failure is None:
             return self._update(JobStatus.DELIVERED, code="delivered", text="Fax delivered")
         reason, text = failure
@@ -90,6 +98,7 @@ class _Timeline:
             provider_text=text,
             pages=self.pages,
             job_id=self.job_id,
+            round=self.round,
         )
 
 
@@ -143,6 +152,7 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
                 pages=fax.total_pages,
                 submitted=time.time(),
                 delay_s=self.config.delay_s,
+                round=fax.round,
             )
             await asyncio.to_thread(self._store, timeline, fax)
             self._spawn(self._report(timeline))
@@ -168,6 +178,48 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
         timeline = await asyncio.to_thread(self._load, provider_fax_id)
         return None if timeline is None else timeline.status_at(time.time())
 
+    async def find(self, fax: OutboundFax) -> Lookup:
+        """The simulator keeps every fax it took, so it can always tell."""
+        prefix = f"sim-{fax.job_id}"
+        now = time.time()
+
+        def scan() -> list[StatusUpdate]:
+            found = []
+            for path in (self._root / "state").glob(f"{prefix}*.json"):
+                timeline = self._load(path.stem)
+                if timeline is not None and timeline.job_id == fax.job_id:
+                    found.append((timeline.submitted, timeline.status_at(now)))
+            return [update for _, update in sorted(found, key=lambda x: x[0], reverse=True)]
+
+        return Lookup(faxes=tuple(await asyncio.to_thread(scan)))
+
+    async def cancel(self, provider_fax_id: str) -> None:
+        timeline = await asyncio.to_thread(self._load, provider_fax_id)
+        if timeline is None:
+            raise PermanentProviderError(f"{self.name}: no fax {provider_fax_id}", code="404")
+        if timeline.status_at(time.time()).status.is_final:
+            raise PermanentProviderError(
+                f"{self.name}: fax {provider_fax_id} is already finished", code="409"
+            )
+        cancelled = replace(timeline, cancelled=True)
+        state = {k: getattr(cancelled, k) for k in cancelled.__dataclass_fields__}
+        await asyncio.to_thread(
+            _write_atomic, self._state_path(provider_fax_id), json.dumps(state).encode()
+        )
+
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        def remove() -> None:
+            for path in (
+                self._state_path(provider_fax_id),
+                self.sent_dir / f"{provider_fax_id}.pdf",
+            ):
+                path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
+    async def fax_lines(self) -> list[str] | None:
+        return sorted(self.context.inbound_numbers)
+
     # -- reporting through the real callback path ----------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -182,7 +234,7 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
         sending = timeline.status_at(timeline.submitted + timeline.delay_s / 2)
         await self._post({"event": "status", **_status_payload(sending)})
         await asyncio.sleep(max(0.0, timeline.submitted + timeline.delay_s - time.time()))
-        final = timeline.final()
+        final = (await asyncio.to_thread(self._load, timeline.fax_id) or timeline).final()
         await self._post({"event": "status", **_status_payload(final)})
         if final.status is JobStatus.DELIVERED and timeline.to in self.context.inbound_numbers:
             await self._post(
@@ -244,6 +296,7 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
                     provider_text=payload.get("text"),
                     pages=payload.get("pages"),
                     job_id=payload.get("job_id"),
+                    round=payload.get("round"),
                 )
                 return CallbackResult(updates=[update])
             if event == "inbound":
@@ -280,6 +333,7 @@ def _status_payload(update: StatusUpdate) -> dict[str, object]:
         "code": update.provider_code,
         "text": update.provider_text,
         "pages": update.pages,
+        "round": update.round,
     }
 
 

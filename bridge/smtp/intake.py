@@ -199,6 +199,7 @@ class Intake:
             document_path=document_path,
             cover_path=cover_path,
             cover=cover_data,
+            redial=faxbox.redial_policy().as_dict(),
         )
 
     async def _log_quietly(self, attempt: Attempt) -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bridge.store import retention
+from bridge.store.callback_log import CallbackLog
 from bridge.store.db import Database, new_id, utcnow
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs, NewJob
@@ -25,6 +26,7 @@ class Store:
         self.jobs = Jobs(self.db)
         self.inbound = Inbound(self.db)
         self.outbox = Outbox(self.db)
+        self.callbacks = CallbackLog(self.db)  # callbacks that could not be acted on
         self.views = Views(self.db)  # read-side queries: API pages, metrics counts
 
     def create_schema(self) -> None:

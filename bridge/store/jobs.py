@@ -2,6 +2,10 @@
 
 Every write that changes a job's status also appends to `job_events`, and a final status
 enqueues the delivery report in the same transaction, so a report is neither lost nor doubled.
+A busy or unanswered line is redialled here, by the job's own redial policy, unless the
+provider redials by itself; each redial is a new round, so news about an earlier dial never
+moves the job again. The sweeps that end hung jobs and purge faxes at the provider live in
+`bridge.store.job_upkeep`.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.models import FailureReason, JobStatus, StatusUpdate
+from bridge.models import FailureReason, JobStatus, RedialPolicy, StatusUpdate
 from bridge.store import outbox
 from bridge.store.db import Database, utcnow
-from bridge.store.schema import fax_jobs, job_events
+from bridge.store.job_upkeep import JobUpkeep, event
+from bridge.store.schema import fax_jobs, job_events, mail_outbox
 
 IN_FLIGHT = (JobStatus.SUBMITTED.value, JobStatus.SENDING.value)
+_REPORTED = (JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class NewJob:
     document_path: str
     cover_path: str | None
     cover: dict[str, Any] | None
+    redial: dict[str, list[float]] | None = None  # `RedialPolicy.as_dict()` of the faxbox
 
 
 def job_record(row: sa.Row[Any] | dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +61,8 @@ def job_record(row: sa.Row[Any] | dict[str, Any]) -> dict[str, Any]:
         "provider_code": data["provider_code"],
         "provider_text": data["provider_text"],
         "attempts": data["attempts"],
+        "dials": data.get("dials", 0),
+        "possible_duplicate": bool(data.get("possible_duplicate")),
         "pages": data["pages"],
         "sender": data["sender"],
         "created": data["created"],
@@ -62,11 +71,21 @@ def job_record(row: sa.Row[Any] | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _event(conn: sa.Connection, job_id: str, status: str, detail: str, at: datetime) -> None:
-    conn.execute(job_events.insert().values(job_id=job_id, at=at, status=status, detail=detail))
+_event = event
 
 
-class Jobs:
+def concerns(job: Any, update: StatusUpdate) -> bool:
+    """Whether provider news is about the job's current dial, not an earlier round's fax."""
+    if update.provider_fax_id and update.provider_fax_id == job.provider_fax_id:
+        return True
+    return update.round is None or update.round == job.round
+
+
+def _wait_words(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+class Jobs(JobUpkeep):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -100,16 +119,27 @@ class Jobs:
         pick = pick.limit(limit)
         if self.db.is_postgres:
             pick = pick.with_for_update(skip_locked=True)
+        orphaned = fax_jobs.c.status == JobStatus.SUBMITTING.value
         with self.db.begin() as conn:
             ids = list(conn.execute(pick).scalars())
             if not ids:
                 return []
+            crashed = set(
+                conn.execute(
+                    sa.select(fax_jobs.c.id).where(fax_jobs.c.id.in_(ids), orphaned)
+                ).scalars()
+            )
             conn.execute(
                 fax_jobs.update()
                 .where(fax_jobs.c.id.in_(ids))
                 .values(
                     status=JobStatus.SUBMITTING.value,
-                    attempts=fax_jobs.c.attempts + 1,
+                    # A send cut short by a crash may have reached the provider: ask it first,
+                    # and do not count the interrupted try as an attempt.
+                    attempts=sa.case(
+                        (orphaned, fax_jobs.c.attempts), else_=fax_jobs.c.attempts + 1
+                    ),
+                    reconcile=sa.case((orphaned, sa.true()), else_=fax_jobs.c.reconcile),
                     lease_owner=owner,
                     lease_until=now + timedelta(seconds=lease_s),
                     updated=now,
@@ -117,12 +147,22 @@ class Jobs:
             )
             rows = list(conn.execute(fax_jobs.select().where(fax_jobs.c.id.in_(ids))).fetchall())
             for row in rows:
-                _event(conn, row.id, JobStatus.SUBMITTING.value, f"attempt {row.attempts}", now)
+                detail = f"attempt {row.attempts}"
+                if row.id in crashed:
+                    detail += " again: the previous send was interrupted (the bridge stopped)"
+                _event(conn, row.id, JobStatus.SUBMITTING.value, detail, now)
         return rows
 
     def record_submitted(
-        self, job_id: str, provider_fax_id: str, detail: str, poll_after_s: float
+        self,
+        job_id: str,
+        provider_fax_id: str,
+        detail: str,
+        poll_after_s: float,
+        *,
+        provider_redials: bool = False,
     ) -> None:
+        """The provider has the fax (sent now, or found there by reconciliation): one dial."""
         now = utcnow()
         with self.db.begin() as conn:
             conn.execute(
@@ -135,8 +175,12 @@ class Jobs:
                 .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.SUBMITTING.value)
                 .values(
                     status=JobStatus.SUBMITTED.value,
-                    submitted_at=now,
+                    submitted_at=sa.func.coalesce(fax_jobs.c.submitted_at, now),
                     next_poll_at=now + timedelta(seconds=poll_after_s),
+                    dials=fax_jobs.c.dials + 1,
+                    provider_redials=provider_redials,
+                    reconcile=False,
+                    forgotten_since=None,
                     lease_owner=None,
                     lease_until=None,
                     updated=now,
@@ -145,24 +189,47 @@ class Jobs:
             if moved:
                 _event(conn, job_id, JobStatus.SUBMITTED.value, detail, now)
 
-    def reschedule(self, job_id: str, delay_s: float, detail: str, refund: bool = False) -> None:
-        """Back to the queue; `refund` gives the attempt back (rate limits are no failure)."""
+    def reschedule(
+        self,
+        job_id: str,
+        delay_s: float,
+        detail: str,
+        refund: bool = False,
+        *,
+        reconcile: bool = False,
+    ) -> None:
+        """Back to the queue; `refund` gives the attempt back (rate limits are no failure);
+        `reconcile` makes the next try ask the provider before sending (it may have the fax)."""
         now = utcnow()
+        values: dict[str, Any] = {
+            "status": JobStatus.QUEUED.value,
+            "attempts": fax_jobs.c.attempts - (1 if refund else 0),
+            "next_attempt_at": now + timedelta(seconds=delay_s),
+            "lease_owner": None,
+            "lease_until": None,
+            "updated": now,
+        }
+        if reconcile:
+            values["reconcile"] = True
         with self.db.begin() as conn:
             moved = conn.execute(
                 fax_jobs.update()
                 .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.SUBMITTING.value)
-                .values(
-                    status=JobStatus.QUEUED.value,
-                    attempts=fax_jobs.c.attempts - (1 if refund else 0),
-                    next_attempt_at=now + timedelta(seconds=delay_s),
-                    lease_owner=None,
-                    lease_until=None,
-                    updated=now,
-                )
+                .values(**values)
             ).rowcount
             if moved:
                 _event(conn, job_id, JobStatus.QUEUED.value, detail, now)
+
+    def mark_possible_duplicate(self, job_id: str, detail: str) -> None:
+        """The provider could not say whether it already has this fax; it is sent anyway."""
+        now = utcnow()
+        with self.db.begin() as conn:
+            conn.execute(
+                fax_jobs.update()
+                .where(fax_jobs.c.id == job_id)
+                .values(possible_duplicate=True, reconcile=False, updated=now)
+            )
+            _event(conn, job_id, JobStatus.SUBMITTING.value, f"possible duplicate: {detail}", now)
 
     def fail(
         self,
@@ -200,18 +267,24 @@ class Jobs:
         return self._apply(job_id, update, detail)
 
     def _apply(self, job_id: str, update: StatusUpdate, detail: str) -> bool:
-        """Move a job forward; duplicates and out-of-order news change nothing."""
+        """Move a job forward; duplicates, out-of-order news and old rounds change nothing."""
         now = update.at or utcnow()
         with self.db.begin() as conn:
             # Lock the row: a callback, a poll and the worker may report on one job at once.
             job = conn.execute(
                 fax_jobs.select().where(fax_jobs.c.id == job_id).with_for_update()
             ).first()
-            if job is None:
+            if job is None or not concerns(job, update):
                 return False
             current = JobStatus(job.status)
-            if current.is_final or update.status.rank <= current.rank:
+            if current.is_settled or update.status.rank <= current.rank:
                 return False
+            if update.status is JobStatus.FAILED and current is not JobStatus.UNKNOWN:
+                rule = None if job.provider_redials else RedialPolicy.from_dict(job.redial)
+                redial = rule.for_reason(update.reason) if rule else None
+                if redial is not None and job.dials < redial.tries:
+                    self._redial(conn, job, update, detail, redial.tries, redial.interval_s)
+                    return True
             values: dict[str, Any] = {
                 "status": update.status.value,
                 "updated": utcnow(),
@@ -222,6 +295,10 @@ class Jobs:
                 # Matched by our own id: adopt the provider's newest id for this fax
                 # (Fax.Plus swaps its outbox id for a fax id once the fax is sent).
                 values["provider_fax_id"] = update.provider_fax_id
+            if update.tries:
+                values["dials"] = update.tries
+            if update.status is not JobStatus.UNKNOWN:
+                values["forgotten_since"] = None
             if update.status.is_final:
                 values.update(
                     reason=update.reason.value if update.reason else None,
@@ -232,9 +309,63 @@ class Jobs:
                 )
             conn.execute(fax_jobs.update().where(fax_jobs.c.id == job_id).values(**values))
             _event(conn, job_id, update.status.value, detail, now)
-            if update.status in (JobStatus.DELIVERED, JobStatus.FAILED):
-                outbox.enqueue(conn, "report", f"{job.id}:{job.round}", job.faxbox, job.sender)
+            if update.status in _REPORTED:
+                self._enqueue_report(conn, job, late=current is JobStatus.UNKNOWN)
         return True
+
+    def _redial(
+        self,
+        conn: sa.Connection,
+        job: Any,
+        update: StatusUpdate,
+        detail: str,
+        tries: int,
+        interval_s: float,
+    ) -> None:
+        """A busy or unanswered line, with dials left: queue a new round after the interval."""
+        now = utcnow()
+        conn.execute(
+            fax_jobs.update()
+            .where(fax_jobs.c.id == job.id)
+            .values(
+                status=JobStatus.QUEUED.value,
+                round=job.round + 1,
+                attempts=0,
+                provider_fax_id=None,
+                provider_code=update.provider_code or job.provider_code,
+                provider_text=update.provider_text or job.provider_text,
+                next_attempt_at=now + timedelta(seconds=interval_s),
+                next_poll_at=None,
+                forgotten_since=None,
+                lease_owner=None,
+                lease_until=None,
+                updated=now,
+            )
+        )
+        why = update.reason.in_words if update.reason else "the line failed"
+        _event(
+            conn,
+            job.id,
+            JobStatus.QUEUED.value,
+            f"{detail}; {why} on dial {job.dials} of {tries}: "
+            f"redialling in {_wait_words(interval_s)}",
+            now,
+        )
+
+    def _enqueue_report(self, conn: sa.Connection, job: Any, *, late: bool) -> None:
+        """Queue the job's report; a late final word after `unknown` gets a second one, unless
+        the first is still unwritten (it will then tell the final outcome itself)."""
+        ref = f"{job.id}:{job.round}"
+        if late:
+            first = conn.execute(
+                sa.select(mail_outbox.c.status, mail_outbox.c.message_path).where(
+                    mail_outbox.c.kind == "report", mail_outbox.c.ref == ref
+                )
+            ).first()
+            if first is not None and first.status == "pending" and first.message_path is None:
+                return
+            ref = f"{ref}:final"
+        outbox.enqueue(conn, "report", ref, job.faxbox, job.sender)
 
     def due_polls(self, providers_poll_s: dict[str, float], limit: int) -> list[sa.Row[Any]]:
         """In-flight jobs whose provider has been quiet too long; pushes their next poll."""
@@ -257,56 +388,6 @@ class Jobs:
                     .values(next_poll_at=now + timedelta(seconds=wait))
                 )
         return rows
-
-    # -- admin actions -------------------------------------------------------------------
-    def retry(self, job_id: str) -> str:
-        now = utcnow()
-        with self.db.begin() as conn:
-            job = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
-            if job is None:
-                raise LookupError(f"no fax job {job_id}")
-            if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
-                raise ValueError(
-                    f"fax job {job_id} is {job.status}; only failed or cancelled "
-                    "jobs can be retried"
-                )
-            conn.execute(
-                fax_jobs.update()
-                .where(fax_jobs.c.id == job_id)
-                .values(
-                    status=JobStatus.QUEUED.value,
-                    reason=None,
-                    provider_fax_id=None,
-                    provider_code=None,
-                    provider_text=None,
-                    attempts=0,
-                    round=job.round + 1,
-                    next_attempt_at=now,
-                    finished_at=None,
-                    updated=now,
-                )
-            )
-            _event(conn, job_id, JobStatus.QUEUED.value, "retried by an admin", now)
-        return f"fax job {job_id} is queued again"
-
-    def cancel(self, job_id: str) -> str:
-        now = utcnow()
-        with self.db.begin() as conn:
-            job = conn.execute(fax_jobs.select().where(fax_jobs.c.id == job_id)).first()
-            if job is None:
-                raise LookupError(f"no fax job {job_id}")
-            moved = conn.execute(
-                fax_jobs.update()
-                .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.QUEUED.value)
-                .values(status=JobStatus.CANCELLED.value, finished_at=now, updated=now)
-            ).rowcount
-            if not moved:
-                raise ValueError(
-                    f"fax job {job_id} is {job.status}; only queued jobs can be cancelled "
-                    "(a job already handed to the provider cannot be called back here)"
-                )
-            _event(conn, job_id, JobStatus.CANCELLED.value, "cancelled by an admin", now)
-        return f"fax job {job_id} is cancelled"
 
     def count_since(
         self, since: datetime, *, sender: str | None = None, faxbox: str | None = None

@@ -92,6 +92,18 @@ fax_jobs = sa.Table(
     sa.Column("updated", UTCDateTime, nullable=False),
     sa.Column("submitted_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
+    # Provider fidelity (revision 0003): redials, reconciliation, forgotten faxes, privacy.
+    sa.Column("redial", sa.JSON),  # the faxbox's redial policy when the mail was accepted
+    sa.Column("dials", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column(
+        "provider_redials", sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    ),
+    sa.Column("reconcile", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column(
+        "possible_duplicate", sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    ),
+    sa.Column("forgotten_since", UTCDateTime),
+    sa.Column("purge", sa.String(16)),  # null | done | failed | unsupported
     sa.Index("ix_fax_jobs_provider_fax", "provider", "provider_fax_id"),
     sa.Index("ix_fax_jobs_due", "status", "next_attempt_at"),
 )
@@ -121,7 +133,24 @@ inbound_faxes = sa.Table(
     sa.Column("document_path", sa.Text),
     sa.Column("emailed", sa.Boolean, nullable=False, default=False),
     sa.Column("created", UTCDateTime, nullable=False, index=True),
+    sa.Column("purge", sa.String(16)),  # revision 0003: null | done | failed | unsupported
     sa.UniqueConstraint("provider", "provider_fax_id", name="uq_inbound_provider_fax"),
+)
+
+# Callbacks a provider sent that the bridge could not read as news about a fax (revision 0003):
+# kept for `explain` and `faxbridge callbacks list`, never dropped in silence.
+callback_log = sa.Table(
+    "callback_log",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("received", UTCDateTime, nullable=False, index=True),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("event", sa.Text),
+    sa.Column("provider_fax_id", sa.String(128), index=True),
+    sa.Column("job_id", sa.String(32), index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text),
+    sa.Column("body", sa.Text),  # the first 64 KiB, as text
 )
 
 mail_outbox = sa.Table(

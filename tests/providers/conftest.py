@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,15 @@ def make_fax(tmp_path: Path) -> MakeFax:
     counter = iter(range(1, 1_000_000))
 
     def build(
-        to: str = "+12125550123", *, cover: bool = False, caller_id: str | None = "+12125550100"
+        to: str = "+12125550123",
+        *,
+        cover: bool = False,
+        caller_id: str | None = "+12125550100",
+        round: int = 0,
+        job_id: str | None = None,
     ) -> OutboundFax:
-        job_id = f"job-{next(counter):04d}"
+        # Ids shaped like the store's (`new_id`): hex milliseconds, then a counter.
+        job_id = job_id or f"{int(time.time() * 1000):011x}{next(counter):06x}"
         document = write_pdf(tmp_path / f"{job_id}.pdf", "DOCUMENT")
         note = None
         cover_pdf = None
@@ -130,6 +137,7 @@ def make_fax(tmp_path: Path) -> MakeFax:
             cover=note,
             cover_pdf=cover_pdf,
             callback_url=f"{PUBLIC_URL}/callbacks/test?token={CALLBACK_TOKEN}",
+            round=round,
         )
 
     return build

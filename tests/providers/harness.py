@@ -132,6 +132,10 @@ class EmulatorHarness(Protocol):
     def forged(self, callback: CallbackHTTP) -> CallbackHTTP:
         """The same callback with its authentication broken."""
 
+    # Optional: `unclassifiable_callback() -> CallbackHTTP`, an authenticated callback of a
+    # kind the provider documents (or may send) that carries no news the bridge can act on;
+    # the contract suite checks the adapter keeps it (`CallbackResult.unclassified`).
+
 
 class Recorder:
     """ASGI middleware that records every request and can inject failures."""

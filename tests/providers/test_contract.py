@@ -17,7 +17,7 @@ from bridge.errors import (
     PermanentProviderError,
     TransientProviderError,
 )
-from bridge.models import FailureReason, JobStatus, OutboundFax
+from bridge.models import FailureReason, JobStatus, Lookup, OutboundFax
 from bridge.providers.base import FaxProvider
 from tests.providers.conftest import MakeFax, MakeProvider, ToRequest
 from tests.providers.harness import CallbackHTTP, EmulatorHarness, RecordedRequest
@@ -242,6 +242,76 @@ async def test_status_of_an_unknown_fax_is_none(provider: FaxProvider[Any]) -> N
     assert await provider.status("0000000000000000000000000000000000000000") is None
 
 
+# -- reconciliation: does the provider already have this job's fax? ------------------------
+def _lookup_is_honest(lookup: Lookup) -> None:
+    """A provider that cannot search says so (and why); one that can is certain."""
+    if not lookup.certain:
+        assert lookup.detail.strip(), "an uncertain lookup must say why"
+        assert lookup.faxes == ()
+
+
+async def test_find_names_the_fax_sent_for_the_job(
+    provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax = make_fax()
+    other = make_fax()
+    fax_id = await _send(provider, fax)
+    await _send(provider, other)
+
+    lookup = await provider.find(fax)
+
+    _lookup_is_honest(lookup)
+    if lookup.certain:
+        assert [f.job_id for f in lookup.faxes] == [fax.job_id], lookup
+        [found] = lookup.faxes
+        assert found.round == 0
+        assert found.provider_fax_id  # the id may differ after sending (Fax.Plus)
+        assert found.status in {JobStatus.SUBMITTED, JobStatus.SENDING, JobStatus.DELIVERED}
+        if found.provider_fax_id != fax_id:
+            assert await provider.status(found.provider_fax_id) is not None
+
+
+async def test_find_tells_the_rounds_of_one_job_apart(
+    provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    first = make_fax()
+    again = make_fax(job_id=first.job_id, round=1)
+    await _send(provider, first)
+    await _send(provider, again)
+
+    lookup = await provider.find(again)
+
+    _lookup_is_honest(lookup)
+    if lookup.certain:
+        assert sorted(f.round or 0 for f in lookup.faxes) == [0, 1]
+        assert {f.job_id for f in lookup.faxes} == {first.job_id}
+
+
+async def test_find_for_a_job_never_sent_finds_nothing(
+    provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    await _send(provider, make_fax())
+
+    lookup = await provider.find(make_fax())
+
+    _lookup_is_honest(lookup)
+    assert lookup.faxes == ()
+
+
+async def test_unclassifiable_callback_is_kept_not_dropped(
+    harness: EmulatorHarness, provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    make = getattr(harness, "unclassifiable_callback", None)
+    if make is None:
+        pytest.skip(f"{harness.provider_type} has no authenticated callback we cannot read")
+
+    result = await provider.parse_callback(await to_request(make()))
+
+    assert result.updates == [] and result.inbound == []
+    [kept] = result.unclassified
+    assert kept.reason.strip()
+
+
 # -- errors --------------------------------------------------------------------------------
 async def test_rate_limit_is_transient_with_a_retry_hint(
     harness: EmulatorHarness, provider: FaxProvider[Any], make_fax: MakeFax
@@ -253,6 +323,19 @@ async def test_rate_limit_is_transient_with_a_retry_hint(
 
     assert caught.value.retry_after_s is not None
     assert caught.value.retry_after_s > 0
+    assert caught.value.rate_limited, "a 429 must never count as a failed attempt"
+
+
+async def test_rate_limit_on_a_status_poll_is_rate_limited_too(
+    harness: EmulatorHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax_id = await _send(provider, make_fax())
+    harness.fail_next(429, _error_body(harness, "Too many requests"))
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.status(fax_id)
+
+    assert caught.value.rate_limited
 
 
 async def test_unavailable_is_transient(
@@ -281,8 +364,12 @@ async def test_timeout_is_transient(
     provider = make_provider(timeout_s=0.2)
     harness.hang_next(1.0)
 
-    with pytest.raises(TransientProviderError):
+    with pytest.raises(TransientProviderError) as caught:
         await provider.send(make_fax())
+
+    # The request went out and no answer came: the provider may have the fax.
+    assert caught.value.maybe_sent
+    assert not caught.value.rate_limited
 
 
 async def test_check_succeeds_with_good_credentials(
