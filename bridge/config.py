@@ -117,6 +117,7 @@ class WorkerConfig(_Strict):
     # A job with no final word from its provider this long after it was accepted ends as
     # `unknown` (or `failed`, reason expired, if it never reached the provider).
     give_up_after: Duration = 86_400.0
+    sweep_interval_s: float = Field(30, gt=0)  # how often expiry and the purge look for work
 
 
 class HTTPConfig(_Strict):
@@ -179,6 +180,8 @@ class _ProviderBase(_Strict):
 class SimulatorConfig(_ProviderBase):
     type: Literal["simulator"]
     delay_s: float = Field(2, ge=0)
+    # false: behave like a provider that cannot reach the bridge (only polling sees progress)
+    callbacks: bool = True
 
 
 class HelloFaxConfig(_ProviderBase):

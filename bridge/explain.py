@@ -151,9 +151,28 @@ def _jobs(out: Explanation, store: Store, record: dict[str, Any]) -> None:
             out.say(f"Fax job {job_id} is no longer stored.")
             continue
         reason = f" ({job['reason']}: {job['provider_text']})" if job["reason"] else ""
+        tries = f", dialled {job['dials']} time(s)" if job["dials"] else ""
         out.say(
             f"Fax job {job_id} to {job['to']} via {job['provider']}: {job['status']}{reason}, "
-            f"{job['attempts']} attempt(s)."
+            f"{job['attempts']} attempt(s){tries}."
         )
+        if job["status"] == "unknown":
+            out.say(
+                "    The provider never gave its final word, so the bridge stopped waiting and "
+                "told the sender the outcome is unknown; a late callback still settles it, and "
+                "`jobs retry` asks the provider before sending again."
+            )
+        if job["possible_duplicate"]:
+            out.say(
+                "    It was sent again without the provider being able to say whether an "
+                "earlier try had gone through: the recipient may have it twice."
+            )
         for event in job["history"]:
             out.say(f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['status']}: {event['detail']}")
+        fax_ids = [job["provider_fax_id"]] if job["provider_fax_id"] else []
+        for kept in store.callbacks.recent(job_id=job_id, provider_fax_ids=fax_ids, limit=20):
+            out.say(
+                f"    {kept['received']:%Y-%m-%d %H:%M:%S} callback kept, not understood "
+                f"({kept['event'] or 'no event name'}): {kept['reason']} "
+                f"[faxbridge callbacks list --job {job_id}]"
+            )

@@ -1,7 +1,7 @@
 """After the send: poll the quiet, notice forgotten faxes, give up in time, purge at the provider.
 
 Run by the fax worker's loop, between claims. Each piece is cheap when there is nothing to do
-(one indexed query), and the expiry and purge sweeps run at most every `SWEEP_EVERY_S`.
+(one indexed query), and the expiry and purge sweeps run every `worker.sweep_interval_s`.
 
 - Polling: an in-flight job whose provider has been quiet for `status_poll_s` is asked about.
   When the provider no longer knows the fax, `find` gets one chance to name it under another id
@@ -28,8 +28,6 @@ from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 30.0
-
 
 class FollowUp:
     def __init__(
@@ -46,7 +44,7 @@ class FollowUp:
     async def run_once(self) -> None:
         await self.poll_quiet_jobs()
         if time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+            self._next_sweep = time.monotonic() + self.config.worker.sweep_interval_s
             await self.sweep()
 
     async def sweep(self) -> None:

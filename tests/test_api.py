@@ -248,5 +248,5 @@ def test_resubmitting_a_delivered_fax_is_a_conflict(api_bridge: BridgeThread) ->
         json={"data": {"action": "resubmit"}},
     )
     assert response.status_code == 409
-    assert "only failed or cancelled" in response.json()["data"]["message"]
+    assert "only failed, cancelled or unknown" in response.json()["data"]["message"]
     assert final(api_bridge, job_id)["status"] == "delivered"

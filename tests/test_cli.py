@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bridge.config import Config
@@ -168,7 +170,7 @@ def test_jobs_retry_queues_a_failed_job_again(bridge: BridgeThread, config_file:
     assert queued.lines[1].split()[0] == job_id
 
     again = run_cli("jobs", "retry", job_id, config=config_file)
-    assert_error(again, f"Fax job {job_id} is queued; only failed or cancelled jobs")
+    assert_error(again, f"Fax job {job_id} is queued; only failed, cancelled or unknown jobs")
 
 
 def test_jobs_cancel_of_a_delivered_job_is_refused_with_a_sentence(
@@ -179,7 +181,11 @@ def test_jobs_cancel_of_a_delivered_job_is_refused_with_a_sentence(
 
     result = run_cli("jobs", "cancel", job_id, config=config_file)
 
-    assert_error(result, f"Fax job {job_id} is delivered; only queued jobs can be cancelled")
+    assert_error(
+        result,
+        f"Fax job {job_id} is delivered; only queued jobs, or jobs the provider has not sent "
+        "yet, can be cancelled",
+    )
     assert result.stdout == ""
     assert bridge.store.jobs.get(job_id)["status"] == "delivered"  # type: ignore[index]
 
@@ -333,3 +339,50 @@ def test_an_unknown_id_is_one_clear_sentence(
 ) -> None:
     make_config()
     assert_error(run_cli(*args, config=config_file), says)
+
+
+def test_jobs_cancel_of_a_fax_the_provider_has_not_sent_cancels_it_there(
+    make_config: MakeConfig, start_bridge: Callable[[Config], BridgeThread], config_file: Path
+) -> None:
+    # The simulator takes an hour to send, so the fax is still at the provider.
+    bridge = start_bridge(make_config(providers={"sim": {"delay_s": 3600, "callbacks": False}}))
+    job_id = send_fax(bridge, "12125550123")
+    wait_for(lambda: bridge.store.jobs.get(job_id)["status"] == "submitted")  # type: ignore[index]
+    fax_id = bridge.store.jobs.get(job_id)["provider_fax_id"]  # type: ignore[index]
+
+    result = run_cli("jobs", "cancel", job_id, config=config_file).ok()
+
+    assert result.stdout == f"fax job {job_id} is cancelled\n"
+    job = bridge.store.jobs.get(job_id)
+    assert job is not None and job["status"] == "cancelled"
+    assert job["history"][-1]["detail"] == f"cancelled by an admin; cancelled at sim (fax {fax_id})"
+    state = bridge.config.storage.data_dir / "simulator" / "state" / f"{fax_id}.json"
+    assert '"cancelled": true' in state.read_text()
+
+
+def test_callbacks_the_bridge_could_not_act_on_are_listed(
+    make_config: MakeConfig, start_bridge: Callable[[Config], BridgeThread], config_file: Path
+) -> None:
+    token = "sim-callback-token-1"
+    bridge = start_bridge(make_config(providers={"sim": {"callback_token": token}}))
+    inbound = {
+        "event": "inbound",
+        "fax_id": "sim-lost-1",
+        "from": "+13125550199",
+        "to": "+13125550111",  # no faxbox has this number
+        "pages": 1,
+        "received": "2026-12-07T10:00:00+00:00",
+    }
+    reply = httpx.post(f"{bridge.http_url}/callbacks/sim?token={token}", json=inbound)
+    assert reply.status_code == 200
+
+    listed = run_cli("callbacks", "list", "--json", config=config_file).json()
+
+    [kept] = listed
+    assert (kept["provider"], kept["event"], kept["provider_fax_id"]) == (
+        "sim",
+        "inbound",
+        "sim-lost-1",
+    )
+    assert "no faxbox has that number in inbound.numbers" in kept["reason"]
+    assert json.loads(kept["body"]) == inbound

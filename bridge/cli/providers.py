@@ -34,7 +34,14 @@ PROVIDER_COLUMNS: Columns = [
 ]
 
 # Keys every provider block has; the rest of a block is its account and credentials.
-_COMMON_KEYS = {"type", "base_url", "status_poll_s", "timeout_s", "callback_token"}
+_COMMON_KEYS = {
+    "type",
+    "base_url",
+    "status_poll_s",
+    "timeout_s",
+    "callback_token",
+    "forgotten_grace_s",
+}
 
 
 async def _with_adapters(

@@ -118,12 +118,20 @@ class MailWorker:
         return path, recipients
 
     def _build_report(self, row: Any) -> tuple[EmailMessage, list[str]] | None:
-        job_id = row.ref.split(":", 1)[0]
+        job_id, _, rest = row.ref.partition(":")  # <job>:<round>[:unknown|:late]
+        kind = rest.partition(":")[2]
         job = self.store.jobs.row(job_id)
         if job is None:
             raise LookupError(f"job {job_id} is gone")
         faxbox = self.config.faxbox(job.faxbox)
+        events = self.store.jobs.events(job.id)
         status = JobStatus(job.status)
+        reason = FailureReason(job.reason) if job.reason else None
+        provider_code, provider_text = job.provider_code, job.provider_text
+        if kind == "unknown":  # what the job was when it was queued, whatever it is now
+            status, reason, provider_code = JobStatus.UNKNOWN, FailureReason.EXPIRED, "expired"
+            gave_up = [e.detail for e in events if e.status == JobStatus.UNKNOWN.value]
+            provider_text = gave_up[0].removeprefix("gave up waiting: ") if gave_up else None
         to, cc = report_recipients(job.sender, faxbox, status)
         if not to and not cc:
             self.store.outbox.mark_skipped(row.id, "nobody to report to")
@@ -137,7 +145,6 @@ class MailWorker:
             if job.cover_path:
                 parts.insert(0, self.store.db.read_file(job.cover_path))
             document = merge_pdfs(parts) if len(parts) > 1 else parts[0]
-        events = self.store.jobs.events(job.id)
         outcome = DeliveryOutcome(
             job_id=job.id,
             attempt_id=job.attempt_id,
@@ -145,10 +152,10 @@ class MailWorker:
             to_number=job.to_number,
             to_name=job.to_name,
             status=status,
-            reason=FailureReason(job.reason) if job.reason else None,
+            reason=reason,
             provider=job.provider,
-            provider_code=job.provider_code,
-            provider_text=job.provider_text,
+            provider_code=provider_code,
+            provider_text=provider_text,
             pages=job.pages,
             attempts=job.attempts,
             history=[(e.at, e.status, e.detail) for e in events],
@@ -159,7 +166,7 @@ class MailWorker:
             dials=job.dials,
             provider_redialled=job.provider_redials,
             possible_duplicate=job.possible_duplicate,
-            late=row.ref.endswith(":final"),
+            late=kind == "late",
             original_headers=header_block(original),
             original_message_id=str(parsed["Message-ID"]) if parsed["Message-ID"] else None,
             original_subject=str(parsed["Subject"] or ""),

@@ -155,7 +155,8 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
                 round=fax.round,
             )
             await asyncio.to_thread(self._store, timeline, fax)
-            self._spawn(self._report(timeline))
+            if self.config.callbacks:
+                self._spawn(self._report(timeline))
         return SendResult(fax_id, JobStatus.SUBMITTED, raw_status="submitted")
 
     def _store(self, timeline: _Timeline, fax: OutboundFax) -> None:
@@ -266,7 +267,7 @@ class SimulatorProvider(FaxProvider[SimulatorConfig]):
     async def start(self) -> None:
         """Resume reporting faxes that were still in flight when the bridge stopped."""
         state_dir = self._root / "state"
-        if not state_dir.is_dir():
+        if not state_dir.is_dir() or not self.config.callbacks:
             return
         now = time.time()
         for path in sorted(state_dir.glob("*.json")):

@@ -310,7 +310,7 @@ class Jobs(JobUpkeep):
             conn.execute(fax_jobs.update().where(fax_jobs.c.id == job_id).values(**values))
             _event(conn, job_id, update.status.value, detail, now)
             if update.status in _REPORTED:
-                self._enqueue_report(conn, job, late=current is JobStatus.UNKNOWN)
+                self._enqueue_report(conn, job, update.status)
         return True
 
     def _redial(
@@ -352,19 +352,28 @@ class Jobs(JobUpkeep):
             now,
         )
 
-    def _enqueue_report(self, conn: sa.Connection, job: Any, *, late: bool) -> None:
-        """Queue the job's report; a late final word after `unknown` gets a second one, unless
-        the first is still unwritten (it will then tell the final outcome itself)."""
+    def _enqueue_report(self, conn: sa.Connection, job: Any, status: JobStatus) -> None:
+        """Queue the job's report. Its ref says what it reports, so it is rendered as that
+        whatever the job does meanwhile: `<job>:<round>:unknown` for "outcome unknown",
+        `<job>:<round>` for the final word, `…:late` when that word follows an "unknown" report
+        already written (one still unwritten is skipped: the final report says it all)."""
         ref = f"{job.id}:{job.round}"
-        if late:
-            first = conn.execute(
-                sa.select(mail_outbox.c.status, mail_outbox.c.message_path).where(
-                    mail_outbox.c.kind == "report", mail_outbox.c.ref == ref
+        if status is JobStatus.UNKNOWN:
+            outbox.enqueue(conn, "report", f"{ref}:unknown", job.faxbox, job.sender)
+            return
+        if JobStatus(job.status) is JobStatus.UNKNOWN:
+            superseded = conn.execute(
+                mail_outbox.update()
+                .where(
+                    mail_outbox.c.kind == "report",
+                    mail_outbox.c.ref == f"{ref}:unknown",
+                    mail_outbox.c.status == "pending",
+                    mail_outbox.c.message_path.is_(None),
                 )
-            ).first()
-            if first is not None and first.status == "pending" and first.message_path is None:
-                return
-            ref = f"{ref}:final"
+                .values(status="skipped", last_error="superseded by the provider's final word")
+            ).rowcount
+            if not superseded:
+                ref = f"{ref}:late"
         outbox.enqueue(conn, "report", ref, job.faxbox, job.sender)
 
     def due_polls(self, providers_poll_s: dict[str, float], limit: int) -> list[sa.Row[Any]]:
