@@ -35,9 +35,11 @@ def test_a_delivered_fax_is_deleted_at_the_provider_after_its_report(
 
     maildir_messages(bridge)  # the report went out first
     purged = wait_for(
-        lambda: (found := bridge.store.jobs.get(job["id"]))
-        and "and its files at sim" in found["history"][-1]["detail"]
-        and found,
+        lambda: (
+            (found := bridge.store.jobs.get(job["id"]))
+            and "and its files at sim" in found["history"][-1]["detail"]
+            and found
+        ),
         what="the purge",
     )
 
