@@ -267,3 +267,32 @@ def test_list_shows_each_provider_with_its_callback_url_masked(
         "faxboxes": [],
         "callback_url": f"{url}/callbacks/hellofax?token=***",
     }
+
+
+def test_check_says_whether_each_faxbox_caller_id_is_a_line_of_the_account(
+    tmp_path: Path, db_url: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    box = {"domains": ["fax.localhost"], "provider": "sim", "default_region": "US"}
+    write_config(
+        path,
+        tmp_path,
+        db_url,
+        faxboxes=[
+            {
+                **box,
+                "name": "main",
+                "caller_id": "+12125550100",
+                "inbound": {"numbers": ["+12125550100"]},
+            },
+            {**box, "name": "other", "domains": ["b.localhost"], "caller_id": "+12125550177"},
+        ],
+    )
+
+    result = run_cli("providers", "check", "sim", config=path).ok()
+
+    assert result.lines[1:] == [
+        "faxbox main: caller ID +12125550100 is a fax line of the account",
+        "faxbox other: caller ID +12125550177 is NOT one of the account's fax lines "
+        "(+12125550100); the provider may refuse the faxes or send another number",
+    ]
