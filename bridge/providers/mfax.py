@@ -270,6 +270,8 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
         self, fax: dict[str, Any], event: str, document: bytes | None
     ) -> CallbackResult:
         status = classify(fax, event)
+        if status is None and document:  # a legacy form with the received fax attached
+            status = JobStatus.DELIVERED
         if status is not JobStatus.DELIVERED:  # nothing arrived that could be mailed
             why = fax.get("errorInfo") or fax.get("resultInfo")
             state = f"status {fax.get('status') or 'missing'}" + (f" ({why})" if why else "")
@@ -314,8 +316,8 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
 
     async def setup(self) -> list[str]:
         lines = [
-            "Documo's API has no call to register webhooks; add one in the Documo web app",
-            "(Toolbox → Webhooks → Add New Webhook) with:",
+            "The bridge does not register Documo webhooks itself: add one in the Documo web",
+            "app (Toolbox → Webhooks → Add New Webhook) with:",
             f"  URL:    {self.callback_url()}",
             "  events: fax.v1.outbound.complete and fax.v1.inbound.complete",
             "  (legacy webhooks also work: fax.outbound.extended and fax.inbound)",

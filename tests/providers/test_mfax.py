@@ -545,6 +545,18 @@ async def test_inbound_legacy_webhook_carries_the_document_itself(
     assert harness.requests == []  # nothing to download
 
 
+async def test_a_legacy_inbound_form_with_the_fax_attached_is_mailed_whatever_its_status(
+    harness: MFaxHarness, provider: MFaxProvider
+) -> None:
+    pdf = make_pdf("INBOUND")
+    record = harness.receive("+13125550111", OUR_NUMBER, pdf)
+    del record["status"]
+
+    (inbound,) = (await parsed(provider, harness.legacy_callback(record, pdf))).inbound
+
+    assert (inbound.to_number, inbound.document) == (OUR_NUMBER, pdf)
+
+
 async def test_an_anonymous_caller_has_no_number_and_its_station_id_is_not_taken_for_one(
     harness: MFaxHarness, provider: MFaxProvider
 ) -> None:
