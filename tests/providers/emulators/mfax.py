@@ -48,9 +48,9 @@ from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
 API_KEY = "mfax-test-api-key"
-ACCOUNT_ID = "efaa36f7-d9a0-493f-a3aa-0cb1114eea0c"  # API L78 (the send example's accountId)
-DEFAULT_CALLER_ID = "5094570000"  # API L57: ten digits, the account's default line
-# API L12-21: the cover fields' limits; callerId "10 characters limit".
+ACCOUNT_ID = "efaa36f7-d9a0-493f-a3aa-0cb1114eea0c"  # API L71 (the send example's accountId)
+DEFAULT_CALLER_ID = "5094570000"  # API L59: ten digits, the account's default line
+# API L13-17: the cover fields' limits; callerId "10 characters limit".
 LIMITS = {"recipientName": 40, "senderName": 40, "subject": 55, "notes": 4000, "callerId": 10}
 HISTORY_PER_MINUTE = 8  # API L480
 # [I] (errorCode, errorInfo) for each failure of the common model: Documo documents none.
@@ -104,7 +104,7 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> Ca
 
 
 def _searchable(fax: dict[str, Any]) -> str:
-    """API L495: `query` searches "CSID, Caller ID, fax number, message id, subject, recipient
+    """API L492: `query` searches "CSID, Caller ID, fax number, message id, subject, recipient
     name or custom fields" (as a case-insensitive substring [I])."""
     keys = ("faxCsid", "faxCallerId", "faxNumber", "messageId", "subject", "recipientName")
     values = [str(fax.get(k) or "") for k in keys]
@@ -175,7 +175,7 @@ def webhook_view(fax: dict[str, Any]) -> dict[str, Any]:
 
 def build_app(state: MFaxState) -> Starlette:
     def denied(request: Request) -> Response | None:
-        # API L33: `Authorization: Basic API_KEY`, the raw key.
+        # API L35: `Authorization: Basic API_KEY`, the raw key.
         if request.headers.get("authorization") != f"Basic {API_KEY}":
             return _error(401, "Unauthorized: invalid API key")  # [I]
         return None
@@ -204,7 +204,7 @@ def build_app(state: MFaxState) -> Starlette:
         fax = state.new_fax(
             "outbound",
             pagesCount=sum(_pages(f) for f in files) + cover,
-            faxNumber="+" + number.lstrip("+"),  # API L54: the answer writes it `+1…`
+            faxNumber="+" + number.lstrip("+"),  # API L57: the answer writes it `+1…`
             faxCallerId=values.get("callerId") or DEFAULT_CALLER_ID,
             recipientName=values.get("recipientName"),
             subject=values.get("subject"),
@@ -256,7 +256,7 @@ def build_app(state: MFaxState) -> Starlette:
         return PlainTextResponse("OK")
 
     async def history(request: Request) -> Response:
-        """GET /v1/fax/history (API L478-561): 8 a minute; accountId, offset, limit (<= 500),
+        """GET /v1/fax/history (API L478-561): 8 a minute (L480); accountId, offset, limit (<= 500),
         direction, status, fromDate/toDate on createdAt, query; `{count, rows, query}`."""
         if refused := denied(request):
             return refused
@@ -414,8 +414,8 @@ class MFaxHarness(CallsBack):
     ) -> dict[str, Any]:
         """A fax arriving on `to_number`: stored for download; its object returned.
 
-        [I] `faxNumber` is the number called (ours, `+1…` as in API L54), `faxCallerId` the
-        caller's number as ten digits (as in API L57) and `faxCsid` the sender's station id."""
+        [I] `faxNumber` is the number called (ours, `+1…` as in API L57), `faxCallerId` the
+        caller's number as ten digits (as in API L59) and `faxCsid` the sender's station id."""
         pages = _pages(pdf)
         fax = self.state.new_fax(
             "inbound",
