@@ -392,7 +392,7 @@ def test_a_send_whose_answer_was_lost_is_found_at_documo_and_adopted_not_sent_tw
     config = provider_faxbox_config(make_config, emulator, timeout_s=0.5)
     register_callbacks(config, emulator)
     assert isinstance(emulator, MFaxHarness)
-    emulator.answer_late(5.0)
+    emulator.answer_late(2.0)
     bridge = start_bridge(config)
     send_scan(bridge, tmp_path)
 
