@@ -214,6 +214,9 @@ class DropboxSignConfig(_ProviderBase):
 class MFaxConfig(_ProviderBase):
     type: Literal["mfax"]
     api_key: str
+    # Documo's fax history (the look-up before any re-send) needs the account's id; without
+    # it the bridge learns it from the first fax it sends, or cannot tell.
+    account_id: str | None = None
 
 
 ProviderConfig = Annotated[

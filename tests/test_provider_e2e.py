@@ -29,6 +29,7 @@ from bridge.providers.registry import build_providers
 from tests.bridge_runner import BridgeThread
 from tests.helpers import wait_for
 from tests.messages import make_pdf
+from tests.providers.emulators.mfax import MFaxHarness
 from tests.providers.harness import CallbackHTTP, RecordedRequest
 from tests.test_end_to_end import final_job, maildir_messages
 
@@ -378,3 +379,35 @@ def test_without_callbacks_polling_finds_the_fax_delivered(
         assert job["provider_fax_id"] != submitted_id
     (report,) = maildir_messages(bridge)
     assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"
+
+
+@pytest.mark.parametrize("emulator", ["mfax"], indirect=True)
+def test_a_send_whose_answer_was_lost_is_found_at_documo_and_adopted_not_sent_twice(
+    emulator: Emulator,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    tmp_path: Path,
+) -> None:
+    # Documo accepts the fax, but its answer comes after the bridge stopped waiting.
+    config = provider_faxbox_config(make_config, emulator, timeout_s=0.5)
+    register_callbacks(config, emulator)
+    assert isinstance(emulator, MFaxHarness)
+    emulator.answer_late(2.0)
+    bridge = start_bridge(config)
+    send_scan(bridge, tmp_path)
+
+    job = submitted_job(bridge)
+    sends = [r for r in emulator.requests if (r.method, r.path) == ("POST", "/v1/faxes")]
+    assert len(sends) == 1
+    details = [h["detail"] for h in job["history"]]
+    assert any("the provider may have the fax" in d for d in details), details
+    assert any(f"found at mfax as {job['provider_fax_id']}" in d for d in details), details
+    assert not any("possible duplicate" in d for d in details), details
+
+    assert emulator.complete(job["provider_fax_id"], "delivered").status_code == 200
+    final = final_job(bridge, TO)
+    assert (final["status"], final["possible_duplicate"]) == ("delivered", False)
+    (report,) = maildir_messages(bridge)
+    assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"
+    body = report.get_body(preferencelist=("plain",))
+    assert body is not None and "may get it twice" not in body.get_content()

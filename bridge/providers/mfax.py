@@ -1,13 +1,15 @@
-"""mFax / Documo API v1 (seed 004; facts in PROVIDERS.md).
+"""mFax / Documo API v1: docs.documo.com (seed 004) and the help.documo.com webhook pages.
 
-Documo authenticates with `Authorization: Basic <API key>` (the raw key, not base64 of
-user:password). A fax is one multipart `POST /faxes` with the cover page as fields Documo
-renders itself; the answer is the fax object, whose `messageId` every later call and webhook
-names. Webhooks come in two shapes: the current JSON one (the fax object plus an event name
-such as `fax.v1.outbound.complete`) and the legacy form (a `data` field holding the JSON, and
-the received fax as an `attachment` file part). Neither is signed, so the bridge's token in the
-URL authenticates them. Documo publishes no table of failure codes: reasons are read from the
-words of `errorInfo`/`resultInfo`, which is the best it offers.
+Documo authenticates with `Authorization: Basic <API key>` (the raw key). A fax is one
+multipart `POST /faxes` whose answer is the fax object; its `messageId` names it everywhere
+after. Our reference travels in the custom fields (`cf`), which the fax history returns and its
+`query` searches, so `find` asks the history, paged and bounded, 8 calls a minute at most.
+
+Webhooks carry the fax object: as a JSON body (new webhooks) or as the `data` field of a form
+whose `attachment` is the received fax (legacy). They are read by the fax object's own fields
+(`direction`, `status`, `faxNumber`, `faxCallerId`, `faxCsid`); neither shape is signed, so the
+bridge's token in the URL authenticates them. Documo publishes no table of failure codes: a
+failure's reason is read from its words, else it is `unknown` with Documo's code and text.
 """
 
 from __future__ import annotations
@@ -15,150 +17,77 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from bridge.config import MFaxConfig
-from bridge.errors import CallbackError, PermanentProviderError
+from bridge.errors import PermanentProviderError
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
-    FailureReason,
     InboundFax,
     JobStatus,
+    Lookup,
     OutboundFax,
     SendResult,
     StatusUpdate,
+    UnclassifiedCallback,
 )
-from bridge.providers.base import transmitted_pdf
+from bridge.providers.base import ProviderContext, transmitted_pdf
 from bridge.providers.http import HTTPProvider
+from bridge.providers.mfax_wire import (
+    JOB_FIELD,
+    REFERENCE_FIELD,
+    CallBudget,
+    answer_json,
+    caller_id_field,
+    classify,
+    decode_webhook,
+    e164,
+    failure_code,
+    failure_reason,
+    fax_object,
+    parse_time,
+    raw_status,
+    reference_value,
+)
+from bridge.providers.reference import linked, parse_reference
 from bridge.providers.values import as_int
 
 log = logging.getLogger(__name__)
 
-# The custom field (`cf`) that carries our job id; Documo echoes `cf` in every fax object.
-JOB_FIELD = "faxbridgeJobId"
 # Documo's documented field limits; longer values are refused, so we shorten them.
 _LIMITS = {"recipientName": 40, "senderName": 40, "subject": 55, "notes": 4000}
-
-_STATUSES = {
-    "processing": JobStatus.SUBMITTED,
-    "scheduled": JobStatus.SUBMITTED,
-    "transmitting": JobStatus.SENDING,
-    "success": JobStatus.DELIVERED,
-    "failed": JobStatus.FAILED,
-    "cancelled": JobStatus.CANCELLED,
-    "canceled": JobStatus.CANCELLED,
-}
-# Words in Documo's result texts, most specific first ("disconnected number" is a bad number).
-_REASON_WORDS: list[tuple[FailureReason, re.Pattern[str]]] = [
-    (FailureReason.BUSY, re.compile(r"busy")),
-    (FailureReason.NO_ANSWER, re.compile(r"no[\s_-]?answer|not answer|unanswered|ring\s*time")),
-    (FailureReason.BLOCKED_DESTINATION, re.compile(r"block|blacklist|do not fax|opt[\s-]?out")),
-    (
-        FailureReason.BAD_NUMBER,
-        re.compile(
-            r"invalid (fax |destination |phone )?number|number (is )?invalid|unallocated"
-            r"|not in service|wrong number|disconnected number|not a fax|no fax (tone|machine)"
-            r"|fax tone not detected|voice|invalid destination"
-        ),
-    ),
-    (
-        FailureReason.DISCONNECTED,
-        re.compile(r"disconnect|dropped|hung up|hang[\s-]?up|interrupt|incomplete|partial|lost"),
-    ),
-    (
-        FailureReason.FILE_ERROR,
-        re.compile(r"conver(t|sion)|render|corrupt|password|unsupported file|file type|attachment"),
-    ),
-    (FailureReason.ON_HOLD, re.compile(r"credit|balance|insufficient|payment|suspend")),
-]
-# SIP causes sometimes surface as result codes when the text says nothing useful.
-_SIP_CODES = {
-    "486": FailureReason.BUSY,
-    "600": FailureReason.BUSY,
-    "408": FailureReason.NO_ANSWER,
-    "480": FailureReason.NO_ANSWER,
-    "487": FailureReason.NO_ANSWER,
-    "404": FailureReason.BAD_NUMBER,
-    "484": FailureReason.BAD_NUMBER,
-    "604": FailureReason.BAD_NUMBER,
-}
-
-
-def failure_reason(fax: dict[str, Any]) -> FailureReason:
-    """Why a fax failed, from the words (then the codes) Documo gave."""
-    text = " ".join(str(fax.get(k) or "") for k in ("errorInfo", "resultInfo")).lower()
-    for reason, pattern in _REASON_WORDS:
-        if pattern.search(text):
-            return reason
-    for key in ("errorCode", "resultCode"):
-        code = str(fax.get(key) or "")
-        if code in _SIP_CODES:
-            return _SIP_CODES[code]
-    return FailureReason.UNKNOWN
-
-
-def classify(fax: dict[str, Any], event: str = "") -> tuple[JobStatus, FailureReason | None]:
-    raw = str(fax.get("status") or "").lower()
-    status = _STATUSES.get(raw)
-    if status is None:  # no status of its own: the event name still says how it ended
-        status = (
-            JobStatus.DELIVERED
-            if event.endswith(".succeed")
-            else JobStatus.FAILED
-            if event.endswith(".failed")
-            else JobStatus.SUBMITTED
-        )
-    return status, failure_reason(fax) if status is JobStatus.FAILED else None
-
-
-def job_id_of(fax: dict[str, Any]) -> str | None:
-    custom = fax.get("cf")
-    if isinstance(custom, str):
-        try:
-            custom = json.loads(custom)
-        except json.JSONDecodeError:
-            return None
-    value = custom.get(JOB_FIELD) if isinstance(custom, dict) else None
-    return str(value) if value else None
-
-
-def caller_id_field(number: str | None) -> str | None:
-    """Documo's `callerId` takes at most 10 characters: a NANP number without its `+1`."""
-    digits = re.sub(r"\D", "", number or "")
-    if len(digits) == 11 and digits.startswith("1"):
-        digits = digits[1:]
-    return digits if 0 < len(digits) <= 10 else None
-
-
-def _e164(value: Any) -> str:
-    """Documo writes numbers as `+19206505920` or as ten national digits `5094570000`."""
-    text = str(value or "").strip()
-    digits = re.sub(r"\D", "", text)
-    if not digits or text.startswith("+"):
-        return f"+{digits}" if digits else text
-    if len(digits) == 10:
-        return f"+1{digits}"
-    return f"+{digits}" if len(digits) == 11 and digits.startswith("1") else digits
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
+# `GET /fax/history`: "Rate Limit: 8 per minute"; `limit` "Maximum 500".
+HISTORY_PER_MINUTE = 8
+HISTORY_PAGE = 500
+HISTORY_PAGES = 2
+# Job records live 30 days by default (storage.retention_days): no older job is re-sent, so
+# nothing older needs finding; one day more for time zones (`fromDate` is a date).
+LOOKBACK_DAYS = 31
+NUMBERS_PAGE, NUMBERS_PAGES = 100, 20
 
 
 class MFaxProvider(HTTPProvider[MFaxConfig]):
     type = "mfax"
     default_base_url = "https://api.documo.com/v1"
+    # Documo tries a webhook seven times, 5 s, 25 s, 2 m, 10 m, 52 m, 4 h and 22 h apart
+    # (help.documo.com "New Webhooks"): the last news can come 27 h 4 m after the event.
+    forgotten_grace_s = 28 * 3600.0
 
-    def _headers(self, accept: str = "application/json") -> dict[str, str]:
-        return {"Authorization": f"Basic {self.config.api_key}", "Accept": accept}
+    def __init__(
+        self, name: str, config: MFaxConfig, client: httpx.AsyncClient, context: ProviderContext
+    ) -> None:
+        super().__init__(name, config, client, context)
+        self._account_id = config.account_id
+        self._history = CallBudget(HISTORY_PER_MINUTE)
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Basic {self.config.api_key}", "Accept": "application/json"}
+        kwargs["headers"] = headers | kwargs.get("headers", {})
+        return await self.request(method, path, **kwargs)
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
@@ -167,10 +96,11 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
             pdf = await asyncio.to_thread(transmitted_pdf, fax)
         else:
             pdf = await asyncio.to_thread(fax.document.read_bytes)
+        custom = {JOB_FIELD: fax.job_id, REFERENCE_FIELD: str(fax.reference)}
         fields = {
             "faxNumber": fax.to,
             "coverPage": "true" if fax.cover is not None else "false",
-            "cf": json.dumps({JOB_FIELD: fax.job_id}),
+            "cf": json.dumps(custom),
         }
         if fax.cover is not None:
             cover = {
@@ -188,167 +118,227 @@ class MFaxProvider(HTTPProvider[MFaxConfig]):
                 self.name,
                 fax.caller_id,
             )
-        response = await self.request(
+        response = await self.call(
             "POST",
             "/faxes",
-            headers=self._headers(),
             data=fields,
             files={"attachments": (f"{fax.job_id}.pdf", pdf, "application/pdf")},
         )
-        body = _fax_object(_answer(response), self.name)
-        status, _ = classify(body)
+        body = fax_object(answer_json(response), self.name)
+        self._account_id = self._account_id or body.get("accountId")
+        status = classify(body) or JobStatus.SUBMITTED
         if status in (JobStatus.FAILED, JobStatus.CANCELLED):
             text = body.get("errorInfo") or body.get("resultInfo") or body.get("status")
-            raise PermanentProviderError(f"{self.name}: fax refused: {text}", code=_code(body))
+            raise PermanentProviderError(
+                f"{self.name}: fax refused: {text}", code=failure_code(body)
+            )
         log.info("%s: job %s accepted as fax %s", self.name, fax.job_id, body["messageId"])
         return SendResult(str(body["messageId"]), status, raw_status=str(body.get("status")))
 
-    # -- status --------------------------------------------------------------------------
+    # -- status and reconciliation -------------------------------------------------------
     async def status(
         self, provider_fax_id: str, *, job_id: str | None = None
     ) -> StatusUpdate | None:
-        try:
-            response = await self.request(
-                "GET", f"/fax/{provider_fax_id}/info", headers=self._headers()
-            )
-        except PermanentProviderError as exc:
-            if exc.code == "404":
-                return None
-            raise
-        return self._update(_fax_object(_answer(response), self.name))
+        response = await self.call_or_forgotten("GET", f"/fax/{provider_fax_id}/info")
+        if response is None:
+            return None
+        return self._update(fax_object(answer_json(response), self.name))
 
-    def _update(self, fax: dict[str, Any], event: str = "") -> StatusUpdate:
-        status, reason = classify(fax, event)
+    async def find(self, fax: OutboundFax) -> Lookup:
+        """The history's faxes whose custom fields name `fax.job_id`, newest first."""
+        if not self._account_id:
+            return Lookup(
+                certain=False,
+                detail=f"{self.name}: Documo's fax history needs the account id: set "
+                f"account_id under providers.{self.name}",
+            )
+        today = datetime.now(UTC).date()
+        params: dict[str, str | int] = {
+            "accountId": self._account_id,
+            "limit": HISTORY_PAGE,
+            "direction": "outbound",
+            "status": "all",
+            "fromDate": (today - timedelta(days=LOOKBACK_DAYS)).isoformat(),
+            "toDate": (today + timedelta(days=1)).isoformat(),
+            "query": fax.job_id,
+        }
+        found: list[tuple[str, StatusUpdate]] = []  # (createdAt, the fax's news)
+        offset = 0
+        for _ in range(HISTORY_PAGES):
+            self._history.take(f"{self.name}: the fax history")
+            response = await self.call("GET", "/fax/history", params={**params, "offset": offset})
+            body = answer_json(response)
+            rows = body.get("rows") if isinstance(body, dict) else None
+            rows = rows if isinstance(rows, list) else []
+            for row in rows:
+                update = self._update(row) if isinstance(row, dict) else None
+                if update is not None and update.job_id == fax.job_id:
+                    found.append((str(row.get("createdAt") or ""), update))
+            offset += len(rows)
+            total = as_int(body.get("count")) if isinstance(body, dict) else None
+            if len(rows) < HISTORY_PAGE or (total is not None and offset >= total):
+                break
+        else:
+            return Lookup(
+                certain=False,
+                detail=f"{self.name}: more than {offset} faxes in Documo's history match job "
+                f"{fax.job_id}; only those were read",
+            )
+        found.sort(key=lambda pair: pair[0], reverse=True)  # ISO times: newest first
+        return Lookup(faxes=tuple(update for _, update in found))
+
+    def _update(self, fax: dict[str, Any], event: str = "") -> StatusUpdate | None:
+        status = classify(fax, event)
+        if status is None or not fax.get("messageId"):
+            return None
+        failed = status is JobStatus.FAILED
         text = fax.get("errorInfo") or fax.get("resultInfo")
-        if status is JobStatus.FAILED and str(text).upper() == "OK":
+        if failed and str(text).upper() == "OK":
             text = None  # the `resultInfo` a fax is created with, not why it failed
-        return StatusUpdate(
+        update = StatusUpdate(
             provider_fax_id=str(fax["messageId"]),
             status=status,
-            reason=reason,
-            provider_code=_code(fax) if status is JobStatus.FAILED else _raw(fax, event),
+            reason=failure_reason(fax) if failed else None,
+            provider_code=failure_code(fax) if failed else raw_status(fax, event),
             provider_text=str(text) if text else None,
             pages=as_int(fax.get("pagesCount")),
-            job_id=job_id_of(fax),
-            at=_time(fax.get("resolvedDate") or fax.get("createdAt")),
+            at=parse_time(fax.get("resolvedDate") or fax.get("createdAt")),
         )
+        return linked(update, reference_value(fax))
+
+    # -- cancel, delete, lines -----------------------------------------------------------
+    async def cancel(self, provider_fax_id: str) -> None:
+        """`POST /fax/{id}/cancel` stops a `processing` or `scheduled` fax, nothing later."""
+        try:
+            response = await self.call("POST", f"/fax/{provider_fax_id}/cancel")
+        except PermanentProviderError as exc:
+            if exc.code in ("404", "410"):
+                raise PermanentProviderError(
+                    f"{self.name}: Documo has no fax {provider_fax_id}", code=exc.code
+                ) from exc
+            raise PermanentProviderError(
+                f"{self.name}: Documo cancels only a fax still processing or scheduled, and "
+                f"refused to cancel {provider_fax_id}: {exc.message}",
+                code=exc.code,
+            ) from exc
+        body = answer_json(response)
+        state = str(body.get("status") or "") if isinstance(body, dict) else ""
+        if state and state.lower() not in ("cancelled", "canceled"):
+            raise PermanentProviderError(
+                f"{self.name}: fax {provider_fax_id} was not cancelled: it is {state}",
+                code=state,
+            )
+
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        """`DELETE /fax/{id}` removes a fax, sent or received; gone already is done."""
+        await self.call_or_forgotten("DELETE", f"/fax/{provider_fax_id}")
+
+    async def fax_lines(self) -> list[str]:
+        """The account's numbers (`GET /numbers`, paged); released ones (pending) left out."""
+        lines: list[str] = []
+        offset = 0
+        for _ in range(NUMBERS_PAGES):
+            params = {"offset": offset, "limit": NUMBERS_PAGE}
+            body = answer_json(await self.call("GET", "/numbers", params=params))
+            rows = body.get("rows") if isinstance(body, dict) else None
+            rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+            lines += [e164(r.get("number")) for r in rows if not r.get("pendingUntil")]
+            offset += len(rows)
+            total = as_int(body.get("count")) if isinstance(body, dict) else None
+            if not rows or (total is not None and offset >= total):
+                break
+        return sorted({line for line in lines if line})
 
     # -- callbacks -----------------------------------------------------------------------
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         self.verify_callback_token(request)
-        event, fax, document = _webhook(request)
+        event, fax, document = decode_webhook(request)
+        if not fax.get("messageId"):
+            return _kept("names no fax (no messageId); a number event, perhaps", event)
         direction = str(fax.get("direction") or "").lower()
-        if direction == "inbound" or (not direction and ".inbound." in event):
-            status, _ = classify(fax, event)
-            if status is not JobStatus.DELIVERED:  # nothing arrived that could be mailed
-                log.info("%s: inbound fax %s ended %s", self.name, fax["messageId"], status)
-                return CallbackResult()
-            return CallbackResult(inbound=[self._inbound(fax, document)])
-        return CallbackResult(updates=[self._update(fax, event)])
+        if not direction:
+            direction = "inbound" if ".inbound." in event else "outbound" if event else ""
+        if direction == "inbound":
+            return self._inbound_result(fax, event, document)
+        update = self._update(fax, event) if direction == "outbound" else None
+        if update is None:
+            why = f"direction {direction or 'missing'}, status {fax.get('status') or 'missing'}"
+            return _kept(f"is no outbound fax news the bridge can read ({why})", event, fax)
+        return CallbackResult(updates=[update])
 
-    def _inbound(self, fax: dict[str, Any], document: bytes | None) -> InboundFax:
-        to_keys = ("toNumber", "recipientFax", "faxReceiverCsid", "faxNumber")
-        from_keys = ("fromNumber", "faxCallerId", "faxNumber", "faxCsid")
-        numbers = {k: _e164(fax[k]) for k in (*to_keys, *from_keys) if fax.get(k)}
+    def _inbound_result(
+        self, fax: dict[str, Any], event: str, document: bytes | None
+    ) -> CallbackResult:
+        status = classify(fax, event)
+        if status is None and document:  # a legacy form with the received fax attached
+            status = JobStatus.DELIVERED
+        if status is not JobStatus.DELIVERED:  # nothing arrived that could be mailed
+            why = fax.get("errorInfo") or fax.get("resultInfo")
+            state = f"status {fax.get('status') or 'missing'}" + (f" ({why})" if why else "")
+            return _kept(f"tells of an inbound fax with {state}: nothing to mail", event, fax)
+        country = fax.get("country")
+        called, caller = e164(fax.get("faxNumber"), country), e164(fax.get("faxCallerId"), country)
         ours = self.context.inbound_numbers
-        # Which field holds our number is not documented: one we own wins, else the first.
-        to = next((n for n in numbers.values() if n in ours), None)
-        to = to or next((numbers[k] for k in to_keys if k in numbers), "")
-        sender = next((numbers[k] for k in from_keys if k in numbers and numbers[k] != to), "")
-        return InboundFax(
-            provider_fax_id=str(fax["messageId"]),
-            from_number=sender,
-            to_number=to,
-            pages=as_int(fax.get("pagesCount")),
-            received=_time(fax.get("resolvedDate") or fax.get("createdAt")),
-            remote_station_id=str(fax["faxCsid"]) if fax.get("faxCsid") else None,
-            document=document,
-            raw=dict(fax),
+        if called not in ours and caller in ours:
+            # The pages say nothing of which number is whose on a received fax; `faxNumber`
+            # names the number dialled on a sent one, so it is read the same way unless the
+            # caller's is one of ours and the called one is not.
+            called, caller = caller, called
+        return CallbackResult(
+            inbound=[
+                InboundFax(
+                    provider_fax_id=str(fax["messageId"]),
+                    from_number=caller,
+                    to_number=called,
+                    pages=as_int(fax.get("pagesCount")),
+                    received=parse_time(fax.get("resolvedDate") or fax.get("createdAt")),
+                    remote_station_id=str(fax["faxCsid"]) if fax.get("faxCsid") else None,
+                    document=document,
+                    raw=dict(fax),
+                )
+            ]
         )
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
         if fax.document is not None:
             return fax.document
-        response = await self.request(
-            "GET",
-            f"/fax/{fax.provider_fax_id}/download",
-            headers=self._headers("application/pdf"),
+        response = await self.call(
+            "GET", f"/fax/{fax.provider_fax_id}/download", headers={"Accept": "application/pdf"}
         )
         return response.content
 
     # -- admin ---------------------------------------------------------------------------
     async def check(self) -> str:
         # Not `/fax/history`: Documo allows it only 8 times a minute.
-        response = await self.request(
-            "GET", "/numbers", headers=self._headers(), params={"limit": 1}
-        )
-        count = _answer(response).get("count", "?")
+        response = await self.call("GET", "/numbers", params={"limit": 1})
+        count = answer_json(response).get("count", "?")
         return f"mFax API key works: the account has {count} fax number(s)"
 
     async def setup(self) -> list[str]:
-        return [
-            "mFax's API (seed) has no call to register webhooks; add one in the mFax web app",
-            "(Toolbox → Webhooks → Add New Webhook) with:",
+        lines = [
+            "The bridge does not register Documo webhooks itself: add one in the Documo web",
+            "app (Toolbox → Webhooks → Add New Webhook) with:",
             f"  URL:    {self.callback_url()}",
             "  events: fax.v1.outbound.complete and fax.v1.inbound.complete",
             "  (legacy webhooks also work: fax.outbound.extended and fax.inbound)",
             "Leave Basic Auth off: the token in the URL authenticates the callbacks.",
         ]
+        if not self.config.account_id:
+            lines.append(
+                f"Set account_id under providers.{self.name} (the id in Documo's account "
+                "settings): without it a fax is not looked up before it is sent again."
+            )
+        return lines
 
 
-def _answer(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-
-
-def _raw(fax: dict[str, Any], event: str) -> str:
-    return str(fax.get("status") or event or "unknown")
-
-
-def _code(fax: dict[str, Any]) -> str:
-    """The most specific code Documo gave for a failure (a `resultCode` of 0 says nothing)."""
-    for key in ("errorCode", "resultCode"):
-        value = fax.get(key)
-        if value not in (None, "", "0", 0):
-            return str(value)
-    return str(fax.get("status") or "failed")
-
-
-def _fax_object(body: Any, name: str) -> dict[str, Any]:
-    """The fax object of an answer; `/faxes/multiple` wraps it in `success`/`errors`."""
-    if isinstance(body, dict) and isinstance(body.get("success"), list):
-        if not body["success"]:
-            errors = body.get("errors") or [{}]
-            raise PermanentProviderError(f"{name}: fax refused: {errors[0].get('error', errors)}")
-        body = body["success"][0]
-    if not isinstance(body, dict) or not body.get("messageId"):
-        raise PermanentProviderError(f"{name}: the answer names no messageId")
-    return body
-
-
-def _webhook(request: CallbackRequest) -> tuple[str, dict[str, Any], bytes | None]:
-    """(event name, fax object, attached document) from either webhook shape."""
-    document: bytes | None = None
-    if "data" in request.form:  # legacy multipart: `data` JSON, file `attachment`
-        raw: Any = request.form["data"]
-        document = request.files.get("attachment") or next(iter(request.files.values()), None)
-        outer: dict[str, Any] = {"event": request.form.get("event", "")}
-    else:
-        try:
-            outer = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CallbackError(f"mFax webhook body is neither JSON nor a form: {exc}") from exc
-        if not isinstance(outer, dict):
-            raise CallbackError("mFax webhook body is not a JSON object")
-        raw = outer.get("data", outer)
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CallbackError(f"mFax webhook `data` is not JSON: {exc}") from exc
-    if not isinstance(raw, dict) or not raw.get("messageId"):
-        raise CallbackError("mFax webhook names no messageId")
-    event = next((str(outer[k]) for k in ("event", "eventName", "type") if outer.get(k)), "")
-    return event, raw, document
+def _kept(what: str, event: str, fax: dict[str, Any] | None = None) -> CallbackResult:
+    message_id = str(fax["messageId"]) if fax and fax.get("messageId") else None
+    job = parse_reference(reference_value(fax)) if fax else None
+    kept = UnclassifiedCallback(
+        reason=f"a Documo webhook that {what}",
+        event=event or None,
+        provider_fax_id=message_id,
+        job_id=job.job_id if job else None,
+    )
+    log.warning("mfax: %s", kept.reason)
+    return CallbackResult(unclassified=[kept])
