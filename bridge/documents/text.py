@@ -189,6 +189,7 @@ def _text_metrics() -> tuple[Fonts, int]:
 
 
 _LINE_HEIGHT_PT = TEXT_SIZE_PT * 1.25
+TEXT_LINE_HEIGHT_PT = _LINE_HEIGHT_PT
 _MAX_CHARS_PER_LINE = 300  # more than any line of a Letter page holds at a readable size
 
 
@@ -223,3 +224,9 @@ def _wrap_fixed(line: str, columns: int) -> list[str]:
             start = cut + 1
     pieces.append(line[start:])
     return pieces
+
+
+# For the cover page, which prints a text-only mail below its fields in the same font.
+text_chunks = _chunks
+text_columns = _columns
+wrap_fixed_lines = _fixed_lines
