@@ -11,7 +11,9 @@ for that, the To and From names take one line each on such a cover.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
+from functools import cache
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -65,19 +67,19 @@ def render_cover(note: CoverNote, text: str | None = None) -> bytes:
 
 def split_text_for_cover(subject: str, text: str) -> tuple[str, str] | None:
     """(the lines that fit under the cover fields, the rest for text pages), or None when
-    no fixed-pitch font is at hand to measure with (then the text gets pages of its own)."""
-    pdf, fonts = new_document()
-    if not fonts.fixed_pitch:
-        return None
-    pdf.set_auto_page_break(False)
-    pdf.add_page()
-    width = LETTER_PT[0] - 2 * MARGIN_PT
-    placeholder = CoverNote("To", "+1", "From", "+1", subject, "", datetime(2000, 1, 1), 1)
-    _header(pdf, fonts, placeholder, width, name_lines=1)
-    room = int((LETTER_PT[1] - MARGIN_PT - pdf.get_y()) // TEXT_LINE_HEIGHT_PT)
-    pdf.set_font(fonts.mono, "", TEXT_SIZE_PT)
-    columns = text_columns(pdf)
-    pdf.output()  # fpdf2 closes its font files only when a document is written
+    no fixed-pitch font is at hand to measure with (then the text gets pages of its own).
+    Measured on one document kept per process: loading the fonts costs far more than this."""
+    with _MEASURING:
+        measure = _measurer()
+        if measure is None:
+            return None
+        pdf, fonts, top, columns = measure
+        pdf.set_font(fonts.sans, "", FIELD_SIZE_PT)
+        width = LETTER_PT[0] - 2 * MARGIN_PT - _LABEL_WIDTH_PT
+        words = fonts.clean(" ".join(subject.split()))
+        subject_lines = len(fit_lines(pdf, fonts, words, width, _MAX_FIELD_LINES)) if words else 1
+    top += (subject_lines - 1) * FIELD_SIZE_PT * 1.45
+    room = int((LETTER_PT[1] - MARGIN_PT - top) // TEXT_LINE_HEIGHT_PT)
     chunks = text_chunks(text.strip("\n"), fonts)
     lines = wrap_fixed_lines(chunks[0], columns)
     head, rest = lines[:room], lines[room:]
@@ -85,6 +87,28 @@ def split_text_for_cover(subject: str, text: str) -> tuple[str, str] | None:
     if len(chunks) > 1:
         later = "\f".join([later, *chunks[1:]]) if later else "\f".join(chunks[1:])
     return "\n".join(head).rstrip(), later
+
+
+_MEASURING = threading.Lock()
+
+
+@cache
+def _measurer() -> tuple[FPDF, Fonts, float, int] | None:
+    """A document to measure with, where the notes start under a one-line subject, and how
+    many monospaced characters a line holds."""
+    pdf, fonts = new_document()
+    if not fonts.fixed_pitch:
+        return None
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    width = LETTER_PT[0] - 2 * MARGIN_PT
+    placeholder = CoverNote("To", "+1", "From", "+1", "Subject", "", datetime(2000, 1, 1), 1)
+    _header(pdf, fonts, placeholder, width, name_lines=1)
+    top = pdf.get_y()
+    pdf.set_font(fonts.mono, "", TEXT_SIZE_PT)
+    columns = text_columns(pdf)
+    pdf.output()  # fpdf2 closes its font files only when a document is written
+    return pdf, fonts, top, columns
 
 
 def _header(pdf: FPDF, fonts: Fonts, note: CoverNote, width: float, *, name_lines: int) -> None:
