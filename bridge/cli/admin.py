@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ def check_config(args: argparse.Namespace) -> int:
     for cfg in config.providers.values():
         provider_class(cfg.type)
     for problem in converter_problems(config.documents):
-        print(f"warning: {problem}")
+        print(f"faxbridge: warning: {problem}", file=sys.stderr)
     print(
         f"configuration OK: {len(config.faxboxes)} faxbox(es), "
         f"{len(config.providers)} provider(s); SMTP {config.smtp.listen}, "

@@ -352,6 +352,14 @@ def _answer(office: Office, connection: socket.socket) -> None:
             stream.flush()
 
 
+def _orphan_watch(office: Office, parent: int) -> None:
+    """The bridge was killed without stopping us (SIGKILL, OOM): take soffice along and go."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    office.kill()
+    os._exit(0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
@@ -367,6 +375,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=_orphan_watch, args=(office, os.getppid()), daemon=True).start()
     try:
         office.start()
     except Exception as exc:
