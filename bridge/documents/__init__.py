@@ -1,4 +1,7 @@
-"""Message → fax document: detection, conversion, merging, cover pages. Pure functions."""
+"""Message → fax document: detection, conversion, merging, cover pages.
+
+Pure functions of the message, except for the converters outside Python they are handed
+(`external.Converters`: the managed LibreOffice, Ghostscript), which they call and wait for."""
 
 from __future__ import annotations
 
