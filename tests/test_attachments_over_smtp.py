@@ -1,4 +1,4 @@
-"""What a person faxing from Outlook, Gmail or an iPhone sees, over real SMTP: Word files
+"""What a person faxing from Outlook, Gmail or an iPhone sees, over real SMTP:
 Word files faxed, a missing converter named, a short text mail on one page, an HTML-only mail
 rendered with its pictures, a preview answered by mail, archives kept out unless allowed.
 """
