@@ -11,9 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FAXBRIDGE_CONFIG=/etc/faxbridge/config.yaml
 
 # What the bridge runs besides Python: Ghostscript renders inbound faxes as TIFF
-# (inbound.format: tiff), DejaVu draws cover pages and text bodies.
+# (inbound.format: tiff) and converts PostScript/EPS, DejaVu draws cover pages and text bodies,
+# headless LibreOffice converts Office files and HTML, driven over UNO by Debian's python3
+# (python3-uno); Liberation and Carlito stand in for Office's fonts.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ghostscript fonts-dejavu-core \
+       libreoffice-core-nogui libreoffice-writer-nogui libreoffice-calc-nogui \
+       libreoffice-impress-nogui python3-uno fonts-liberation2 fonts-crosextra-carlito \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system faxbridge \

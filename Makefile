@@ -8,6 +8,10 @@ CONFIG ?= config.example.yaml
 # only; no daemon is configured), poppler-utils, ghostscript, libtiff-tools, qpdf, fonts, and
 # chromium (headless, for the web console test).
 DEB_PACKAGES := swaks libnet-ssleay-perl postfix poppler-utils ghostscript libtiff-tools qpdf fonts-dejavu-core chromium
+# What the bridge itself converts with: headless LibreOffice (no GUI, no recommends) driven over
+# UNO by Debian's python3 (python3-uno), and fonts metric-compatible with Office's defaults
+# (Liberation: Arial/Times/Courier; Carlito: Calibri) so page breaks fall where Word put them.
+DEB_PACKAGES += libreoffice-core-nogui libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui python3-uno fonts-liberation2 fonts-crosextra-carlito
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -20,7 +24,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(STAMP)
+run: $(STAMP) system-deps
 	$(BIN)/faxbridge serve -c $(CONFIG)
 
 system-deps:
@@ -54,6 +58,7 @@ test: lint typecheck pytest pytest-postgres
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/smtp_throughput.py
+	$(BIN)/python bench/office_conversion.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,8 @@ import uvicorn
 
 from bridge import metrics
 from bridge.config import Config, split_host_port
+from bridge.converters import converter_problems, converters_for, start_office
+from bridge.documents.office import OfficeService, find_soffice
 from bridge.http.app import create_app
 from bridge.notify.mailer import make_mailer
 from bridge.notify.outbox import MailWorker
@@ -61,13 +63,17 @@ def make_document_pool() -> ProcessPoolExecutor:
 
 
 class Bridge:
-    def __init__(self, config: Config, pool: Executor | None = None) -> None:
+    def __init__(
+        self, config: Config, pool: Executor | None = None, office: OfficeService | None = None
+    ) -> None:
         self.config = config
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._own_pool = pool is None
         if pool is not None:
             self.pool = pool
+        self._own_office = office is None
+        self.office = office
 
     async def start(self) -> None:
         config = self.config
@@ -88,7 +94,14 @@ class Bridge:
         )
         self.providers = build_providers(config, self.client)
         self.jobs_ready = asyncio.Event()
+        for problem in converter_problems(config.documents):
+            log.warning("%s", problem)
+        if self._own_office:  # starts in the background; the first Office file waits for it
+            self.office = await asyncio.to_thread(start_office, config.documents)
+        elif not find_soffice(config.documents.libreoffice or None):
+            self.office = None  # one handed in (tests share one), but this config has none
         self.intake = Intake(config, self.store, self.pool)
+        self.intake.converters = converters_for(config.documents, self.office)
         self.intake.jobs_ready = self.jobs_ready
         self.handler = FaxHandler(config, self.store, self.intake)
 
@@ -178,6 +191,8 @@ class Bridge:
             await self.client.aclose()
         if self._own_pool and hasattr(self, "pool"):
             self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._own_office and self.office is not None:
+            await asyncio.to_thread(self.office.stop)
         if hasattr(self, "store"):
             self.store.close()
 

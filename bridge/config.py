@@ -102,6 +102,8 @@ class SMTPConfig(_Strict):
     trusted_networks: list[str] = []
     tls: TLSConfig = TLSConfig()
     auth: AuthConfig = AuthConfig()
+    # Mail to <prefix><number>@<fax domain> is not faxed: the sender gets the fax it would be.
+    preview_prefix: str | None = Field("preview+", min_length=1)
 
     _check_listen = field_validator("listen")(_host_port)
     _check_networks = field_validator("trusted_networks")(_networks)
@@ -138,6 +140,22 @@ class LoggingConfig(_Strict):
 
     format: Literal["text", "json"] = "text"
     level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DocumentsConfig(_Strict):
+    """`documents:` — the converters outside Python, and whether archives are opened.
+
+    `libreoffice` and `ghostscript` are program paths, `auto` to look for them, or null to
+    go without (such attachments are then refused, saying which converter is missing).
+    `uno_python` is a Python that can `import uno` (Debian: python3-uno) to drive LibreOffice.
+    """
+
+    libreoffice: str | None = "auto"
+    uno_python: str = "auto"
+    office_processes: int = Field(1, ge=1, le=8)  # one soffice each, ~100-200 MB apiece
+    convert_timeout_s: float = Field(60, gt=0)  # per document; a hung LibreOffice is restarted
+    ghostscript: str | None = "auto"
+    unpack_archives: bool = False  # ZIP attachments: faxed file by file, one level deep
 
 
 class StorageConfig(_Strict):
@@ -347,6 +365,7 @@ class Config(_Strict):
     storage: StorageConfig = StorageConfig()
     mail: MailConfig = MailConfig()
     logging: LoggingConfig = LoggingConfig()
+    documents: DocumentsConfig = DocumentsConfig()
     providers: dict[str, ProviderConfig] = {}
     faxboxes: list[FaxboxConfig] = []
 

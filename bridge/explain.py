@@ -12,6 +12,7 @@ from typing import Any
 
 from bridge.config import Config
 from bridge.documents import prepare_document
+from bridge.documents.external import Converters
 from bridge.errors import DocumentError
 from bridge.smtp.intake import auto_submitted, document_options
 from bridge.smtp.policy import decide_recipient
@@ -39,7 +40,9 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(config: Config, store: Store, attempt_id: str) -> Explanation:
+def explain(
+    config: Config, store: Store, attempt_id: str, converters: Converters | None = None
+) -> Explanation:
     record = store.smtplog.get(attempt_id)
     if record is None:
         raise LookupError(f"no smtplog record {attempt_id}")
@@ -58,7 +61,7 @@ def explain(config: Config, store: Store, attempt_id: str) -> Explanation:
         except OSError:
             out.say(f"The stored message {raw_path} is gone (purged or moved); cannot replay it.")
         else:
-            _message(out, config, record, raw)
+            _message(out, config, record, raw, converters or Converters.found())
     out.say(
         f"The final reply was: {record['reply'] or '(none: the client left)'} "
         f"— outcome {record['outcome']}."
@@ -96,7 +99,9 @@ def _recipients(out: Explanation, config: Config, record: dict[str, Any]) -> Non
             out.differences.append(f"RCPT {rcpt['address']}: today {today.reply}")
 
 
-def _message(out: Explanation, config: Config, record: dict[str, Any], raw: bytes) -> None:
+def _message(
+    out: Explanation, config: Config, record: dict[str, Any], raw: bytes, converters: Converters
+) -> None:
     out.say(f"The message was {len(raw)} bytes, subject {record['subject']!r}.")
     if why := auto_submitted(raw):
         out.say(f"It is marked Auto-Submitted: {why}, so it is never faxed (no mail loops).")
@@ -113,7 +118,10 @@ def _message(out: Explanation, config: Config, record: dict[str, Any], raw: byte
         out.say(f"Faxbox {name} no longer exists in the configuration; cannot replay.")
         return
     try:
-        doc = prepare_document(raw, document_options(faxbox, record["from"]))
+        options = document_options(
+            faxbox, record["from"], converters, config.smtp.max_message_bytes
+        )
+        doc = prepare_document(raw, options)
     except DocumentError as exc:
         for refused in exc.attachments:
             out.say(_part_line(refused))

@@ -1,4 +1,8 @@
-"""`faxbridge preview`: the SMTP pipeline (cover policy included) without sending anything."""
+"""`faxbridge preview`: the SMTP pipeline (cover policy included) without sending anything.
+
+The same converters as the bridge (LibreOffice is started for the one message), the same
+cover page, and with `--fax-resolution` the pages as the receiving machine prints them.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,21 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from bridge.config import Config
-from bridge.documents import merge_pdfs, prepare_document, render_cover
+from bridge.converters import running_converters
+from bridge.documents import fax_pdf, prepare_document
+from bridge.documents.export import fax_resolution_pdf
 from bridge.models import CoverNote
 from bridge.numbers import NumberError, format_for_people, parse_number
 from bridge.smtp.intake import document_options
 
 
-def preview(config: Config, raw: bytes, output: Path, faxbox_name: str | None = None) -> str:
+def preview(
+    config: Config,
+    raw: bytes,
+    output: Path,
+    faxbox_name: str | None = None,
+    fax_resolution: bool = False,
+) -> str:
     """Write the fax `raw` would become to `output`; return a summary for the terminal."""
     if faxbox_name:
         try:
@@ -25,10 +37,12 @@ def preview(config: Config, raw: bytes, output: Path, faxbox_name: str | None = 
         faxbox = config.faxboxes[0]
     else:
         raise ValueError("the configuration has no faxbox")
-    doc = prepare_document(raw, document_options(faxbox))
+    with running_converters(config, raw) as converters:
+        options = document_options(faxbox, None, converters, config.smtp.max_message_bytes)
+        doc = prepare_document(raw, options)
     message = doc.message
-    pdfs = [doc.pdf]
     pages = doc.pages
+    note = None
     if doc.wants_cover:
         to_name, to_number = _first_recipient(raw, faxbox.default_region, message.to_names)
         note = CoverNote(
@@ -41,12 +55,13 @@ def preview(config: Config, raw: bytes, output: Path, faxbox_name: str | None = 
             date=datetime.now(UTC),
             pages=doc.pages + 1,
         )
-        pdfs.insert(0, render_cover(note))
         pages += 1
-    output.write_bytes(merge_pdfs(pdfs) if len(pdfs) > 1 else pdfs[0])
+    pdf = fax_pdf(doc, note)
+    output.write_bytes(fax_resolution_pdf(pdf) if fax_resolution else pdf)
     lines = [
         f"{output}: {pages} page(s) for faxbox {faxbox.name}"
         + (" (cover page included)" if doc.wants_cover else "")
+        + (", at fax resolution (1-bit, 204x196 dpi)" if fax_resolution else "")
     ]
     for item in doc.attachments:
         used = f"used, {item.pages} page(s)" if item.used else f"skipped: {item.reason}"

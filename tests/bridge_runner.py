@@ -8,13 +8,17 @@ from concurrent.futures import Executor
 
 from bridge.app import Bridge
 from bridge.config import Config, split_host_port
+from bridge.documents.office import OfficeService
 from bridge.store import Store
 
 
 class BridgeThread:
-    def __init__(self, config: Config, pool: Executor | None = None) -> None:
+    def __init__(
+        self, config: Config, pool: Executor | None = None, office: OfficeService | None = None
+    ) -> None:
         self.config = config
         self.pool = pool
+        self.office = office
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -37,7 +41,7 @@ class BridgeThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.bridge = Bridge(self.config, pool=self.pool)
+        self.bridge = Bridge(self.config, pool=self.pool, office=self.office)
         try:
             await self.bridge.start()
         except BaseException as exc:

@@ -15,6 +15,7 @@ import pytest
 
 from bridge.app import make_document_pool
 from bridge.config import Config, parse_config
+from bridge.documents.office import OfficeService, find_soffice, find_uno_python
 from tests.bridge_runner import BridgeThread
 
 PG_URL = os.environ.get("FAXBRIDGE_TEST_DB", "")
@@ -41,6 +42,17 @@ def document_pool() -> Iterator[ProcessPoolExecutor]:
     pool = make_document_pool()
     yield pool
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def office() -> Iterator[OfficeService]:
+    """One managed LibreOffice for the whole run (it takes a second or two to start)."""
+    soffice, python = find_soffice(), find_uno_python()
+    if soffice is None or python is None:
+        pytest.fail("LibreOffice and python3-uno are needed (make system-deps installs them)")
+    service = OfficeService(soffice, python, timeout_s=60).start(wait=False)
+    yield service
+    service.stop()
 
 
 @pytest.fixture
@@ -106,11 +118,13 @@ def make_config(tmp_path: Path, db_url: str) -> Callable[..., Config]:
 
 
 @pytest.fixture
-def start_bridge(document_pool: ProcessPoolExecutor) -> Iterator[Callable[[Config], BridgeThread]]:
+def start_bridge(
+    document_pool: ProcessPoolExecutor, office: OfficeService
+) -> Iterator[Callable[[Config], BridgeThread]]:
     running: list[BridgeThread] = []
 
     def start(config: Config) -> BridgeThread:
-        bridge = BridgeThread(config, pool=document_pool).start()
+        bridge = BridgeThread(config, pool=document_pool, office=office).start()
         running.append(bridge)
         return bridge
 

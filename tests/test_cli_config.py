@@ -34,6 +34,27 @@ def test_check_config_summarises_a_good_file(make_config: MakeConfig, config_fil
     assert f"SMTP {config.smtp.listen}, HTTP {config.http.listen}" in result.stdout
 
 
+def test_check_config_warns_about_each_missing_converter(
+    make_config: MakeConfig, config_file: Path
+) -> None:
+    make_config(documents={"libreoffice": "/opt/none/soffice", "ghostscript": "/opt/none/gs"})
+
+    result = run_cli("check-config", config=config_file).ok()
+
+    assert result.stdout.startswith("configuration OK")
+    warnings = result.stderr.splitlines()
+    assert warnings[0].startswith(
+        "faxbridge: warning: no LibreOffice (soffice) found at /opt/none/soffice: Word, Excel, "
+        "PowerPoint, OpenDocument, RTF, CSV and HTML attachments will be refused"
+    )
+    assert warnings[1].startswith(
+        "faxbridge: warning: no Ghostscript (gs) found: PostScript and EPS attachments will be "
+        "refused"
+    )
+    make_config()  # the defaults: LibreOffice and Ghostscript found where Debian puts them
+    assert run_cli("check-config", config=config_file).ok().stderr == ""
+
+
 def test_the_console_script_runs_the_same_cli(make_config: MakeConfig, config_file: Path) -> None:
     script = Path(sys.executable).with_name("faxbridge")
     if not script.exists():
@@ -172,6 +193,31 @@ def test_preview_follows_the_faxbox_cover_policy_of_the_config(
 
     assert result.ok().lines[0] == f"{output}: 2 page(s) for faxbox main"
     assert len(PdfReader(output).pages) == 2
+
+
+def test_preview_at_fax_resolution_shows_the_pages_as_a_fax_machine_prints_them(
+    tmp_path: Path,
+) -> None:
+    message = tmp_path / "contract.eml"
+    message.write_bytes(fax_mail(pdf_pages=1).as_bytes())
+    output = tmp_path / "out.pdf"
+
+    result = run_cli("preview", message, "-o", output, "--fax-resolution", cwd=tmp_path).ok()
+
+    assert result.lines[0] == (
+        f"{output}: 2 page(s) for faxbox main (cover page included), at fax resolution "
+        "(1-bit, 204x196 dpi)"
+    )
+    pages = PdfReader(output).pages
+    assert len(pages) == 2
+    for page in pages:
+        [scan] = page.images
+        assert scan.image is not None
+        assert (scan.image.mode, scan.image.width, scan.image.height) == ("1", 1728, 2156)
+        assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (
+            610,
+            792,
+        )
 
 
 def test_preview_errors_name_the_problem(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from io import BytesIO
@@ -13,9 +14,9 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from bridge.documents import DocumentOptions, PreparedDocument, prepare_document
+from bridge.documents import DocumentOptions, PreparedDocument, fax_pdf, prepare_document
 from bridge.errors import DocumentError, NoFaxableContent, TooManyPages, UnreadableAttachment
-from bridge.models import CoverPolicy
+from bridge.models import CoverNote, CoverPolicy
 from tests.fixtures_docs import (
     encrypted_pdf,
     fax_tiff,
@@ -31,6 +32,11 @@ from tests.fixtures_docs import (
 )
 
 OCTET = "application/octet-stream"
+
+
+def cover_note() -> CoverNote:
+    when = datetime(2024, 5, 3, 14, 5, tzinfo=UTC)
+    return CoverNote("Jane Doe", "+1 212-555-0123", "Alice", "", "Quarterly report", "", when, 1)
 
 
 def prepare(msg: EmailMessage | bytes, **options: object) -> PreparedDocument:
@@ -49,6 +55,14 @@ def docx() -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
         archive.writestr("word/document.xml", "<document/>")
+    return out.getvalue()
+
+
+def pages_document() -> bytes:
+    """An Apple Pages file: a zip nothing here can convert."""
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("Index/Document.iwa", b"\0" * 20)
     return out.getvalue()
 
 
@@ -219,19 +233,28 @@ def test_pdf_with_junk_before_the_header_is_repaired() -> None:
     assert page_contents(doc.pdf) == ["Survivor"]
 
 
-def test_word_document_alone_is_refused_with_advice() -> None:
-    error = refusal(message((docx(), OCTET, "report.docx"), text=None, subject=None))
+def test_pages_document_alone_is_refused_with_advice() -> None:
+    error = refusal(message((pages_document(), OCTET, "report.pages"), text=None, subject=None))
     assert isinstance(error, NoFaxableContent)
     assert error.reply == (
-        '554 5.6.0 No faxable content: "report.docx" is a Word document (convert it to PDF);'
+        '554 5.6.0 No faxable content: "report.pages" is a Pages document (export it as PDF);'
         " the message has no text"
+    )
+    assert error.attachments[0]["detected_type"] == "pages"
+
+
+def test_word_document_without_libreoffice_is_refused_naming_the_converter() -> None:
+    error = refusal(message((docx(), OCTET, "report.docx"), text=None, subject=None))
+    assert isinstance(error, UnreadableAttachment)
+    assert error.reply == (
+        '554 5.6.1 "report.docx" is a Word document; this server has no LibreOffice to convert it'
     )
     assert error.attachments[0]["detected_type"] == "docx"
 
 
 def test_unusable_parts_are_reported_and_the_rest_is_faxed() -> None:
     msg = message(
-        (docx(), OCTET, "letter.docx"),
+        (pages_document(), OCTET, "letter.pages"),
         (pdf_pages("The PDF"), "application/pdf", "ok.pdf"),
         (b"PK\x03\x04" + bytes(40), "application/zip", "x.zip"),
         (bytes(range(256)) * 4, OCTET, "a.bin"),
@@ -239,17 +262,20 @@ def test_unusable_parts_are_reported_and_the_rest_is_faxed() -> None:
     doc = prepare(msg)
     assert page_contents(doc.pdf) == ["The PDF"]
     assert [(a.used, a.reason) for a in doc.attachments] == [
-        (False, '"letter.docx" is a Word document (convert it to PDF)'),
+        (False, '"letter.pages" is a Pages document (export it as PDF)'),
         (True, None),
-        (False, '"x.zip" is an archive'),
+        (
+            False,
+            '"x.zip" is an archive (archives are not unpacked here; attach the files themselves)',
+        ),
         (False, '"a.bin" is not a PDF, TIFF, image or text file'),
     ]
 
 
 def test_text_with_only_an_unusable_attachment_is_refused_not_faxed_alone() -> None:
-    error = refusal(message((docx(), OCTET, "contract.docx"), text="Please sign this."))
+    error = refusal(message((pages_document(), OCTET, "contract.pages"), text="Please sign."))
     assert error.reply == (
-        '554 5.6.0 No faxable content: "contract.docx" is a Word document (convert it to PDF)'
+        '554 5.6.0 No faxable content: "contract.pages" is a Pages document (export it as PDF)'
     )
 
 
@@ -262,14 +288,22 @@ def test_damaged_winmail_dat_is_refused() -> None:
     )
 
 
-def test_text_only_mail_becomes_the_document() -> None:
+def test_text_only_mail_is_printed_on_the_cover_page() -> None:
     doc = prepare(message(text="Dear Jane,\n\nplease call me back.\n\nAlice"))
-    assert doc.pages == 1
-    assert page_contents(doc.pdf) == ["Dear Jane,\nplease call me back.\nAlice"]
-    assert doc.cover_notes == ""
-    assert doc.wants_cover  # for the subject
+    assert (doc.pages, doc.pdf) == (0, b"")  # nothing beyond the cover
+    assert doc.cover_text == "Dear Jane,\n\nplease call me back.\n\nAlice"
+    assert (doc.cover_notes, doc.wants_cover) == ("", True)
     [report] = doc.attachments
     assert (report.filename, report.detected_type, report.used) == (None, "text", True)
+    assert report.pages == 1
+    [page] = page_contents(fax_pdf(doc, cover_note()))
+    assert page.startswith("FAX") and page.endswith("please call me back.\nAlice")
+
+
+def test_text_only_mail_without_a_cover_is_a_text_page() -> None:
+    doc = prepare(message(text="Dear Jane"), cover_policy=CoverPolicy.NEVER)
+    assert (doc.pages, doc.cover_text, doc.wants_cover) == (1, None, False)
+    assert page_contents(doc.pdf) == ["Dear Jane"]
 
 
 def test_long_text_wraps_and_runs_onto_more_pages() -> None:
@@ -282,10 +316,10 @@ def test_long_text_wraps_and_runs_onto_more_pages() -> None:
     assert all(len(line) <= 90 for page in pages for line in page.splitlines())
 
 
-def test_html_only_mail_is_faxed_as_its_text() -> None:
+def test_html_only_mail_is_faxed_as_its_text_without_libreoffice() -> None:
     html = "<p>Hello <b>Jane</b></p><script>evil()</script><p>Bye</p>"
     doc = prepare(message(text=None, html=html))
-    assert page_contents(doc.pdf) == ["Hello Jane\nBye"]
+    assert doc.cover_text == "Hello Jane\n\nBye"
     assert doc.attachments[0].content_type == "text/html"
 
 
@@ -387,7 +421,7 @@ def test_empty_message_is_refused() -> None:
 
 def test_reply_is_one_ascii_line_of_bounded_length() -> None:
     name = "Größe\u2013Ελληνικά\r\n"  # noqa: RUF001 (Greek on purpose)
-    parts = [(docx(), OCTET, f"{name}-{n:02d}-{'x' * 40}.docx") for n in range(12)]
+    parts = [(pages_document(), OCTET, f"{name}-{n:02d}-{'x' * 40}.pages") for n in range(12)]
     error = refusal(message(*parts, text=None))
     assert error.reply.startswith('554 5.6.0 No faxable content: "Grosse-????????')
     assert error.reply.isascii()
@@ -429,14 +463,14 @@ def test_truncated_image_is_refused_as_damaged() -> None:
 
 def test_document_preparation_works_in_a_spawned_process_pool() -> None:
     ok = bytes(message((fax_tiff(1), OCTET, "f.tif")))
-    bad = bytes(message((docx(), OCTET, "r.docx"), text=None))
+    bad = bytes(message((pages_document(), OCTET, "r.pages"), text=None))
     options = DocumentOptions()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         doc = pool.submit(prepare_document, ok, options).result()
         with pytest.raises(NoFaxableContent) as caught:
             pool.submit(prepare_document, bad, options).result()
     assert doc.pages == 1
-    assert caught.value.attachments[0]["filename"] == "r.docx"
+    assert caught.value.attachments[0]["filename"] == "r.pages"
 
 
 def test_pgp_encrypted_text_is_not_faxed_as_gibberish() -> None:

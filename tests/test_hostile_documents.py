@@ -109,7 +109,7 @@ def test_inner_multipart_with_a_broken_boundary_is_repaired() -> None:
 def test_multipart_without_any_delimiter_is_read_as_text() -> None:
     raw = b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\nJust a note, no parts.\r\n"
     doc = prepare(raw)
-    assert page_contents(doc.pdf) == ["Just a note, no parts."]
+    assert (doc.cover_text, doc.pages) == ("Just a note, no parts.", 0)  # on the cover
 
 
 def test_multipart_whose_delimiters_lead_nowhere_is_refused() -> None:
@@ -171,7 +171,8 @@ def test_reference_to_an_external_body_is_not_faxed_as_nothing() -> None:
 )
 def test_8bit_body_with_a_bogus_charset_is_read(raw: bytes) -> None:
     # found by the property tests: the stdlib raised ValueError on "utf-8\0"
-    assert prepare(b"Subject: s\r\n" + raw).pages == 1
+    doc = prepare(b"Subject: s\r\n" + raw)
+    assert doc.cover_text and (doc.pages, doc.wants_cover) == (0, True)  # one page: the cover
 
 
 # --- headers ---------------------------------------------------------------------------------

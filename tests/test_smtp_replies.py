@@ -140,8 +140,8 @@ def test_message_with_nothing_faxable_gets_554_naming_each_part(bridge: BridgeTh
     message.add_attachment(
         b"PK\x03\x04" + b"\0" * 100,
         maintype="application",
-        subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
-        filename="letter.docx",
+        subtype="vnd.apple.pages",
+        filename="letter.pages",
     )
     with smtp_client(bridge.smtp_address) as client:
         client.mail("alice@example.com")
@@ -149,10 +149,10 @@ def test_message_with_nothing_faxable_gets_554_naming_each_part(bridge: BridgeTh
         code, text = client.data(message.as_bytes(policy=SMTP))
     reply = f"{code} {text.decode()}"
     assert reply.startswith("554 5.6.0 No faxable content: ")
-    assert "letter.docx" in reply
+    assert '"letter.pages" is a Pages document (export it as PDF)' in reply
     record = last_attempt(bridge, outcome="rejected")
     assert record["reply"] == reply
-    assert [a["filename"] for a in record["attachments"]] == ["letter.docx"]
+    assert [a["filename"] for a in record["attachments"]] == ["letter.pages"]
     assert record["attachments"][0]["used"] is False
 
 

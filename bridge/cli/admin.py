@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,12 +37,15 @@ def _refuse_unusable_faxboxes(config: Config) -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    from bridge.converters import converter_problems
     from bridge.providers.registry import provider_class
 
     config = config_of(args)
     for cfg in config.providers.values():
         provider_class(cfg.type)
     _refuse_unusable_faxboxes(config)
+    for problem in converter_problems(config.documents):
+        print(f"faxbridge: warning: {problem}", file=sys.stderr)
     print(
         f"configuration OK: {len(config.faxboxes)} faxbox(es), "
         f"{len(config.providers)} provider(s); SMTP {config.smtp.listen}, "
@@ -62,7 +66,7 @@ def preview(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"Cannot read {args.message}: {exc.strerror}.") from exc
     try:
-        print(render(config, raw, Path(args.output), args.faxbox))
+        print(render(config, raw, Path(args.output), args.faxbox, args.fax_resolution))
     except ValueError as exc:
         raise CommandError(paragraph(str(exc))) from exc
     except OSError as exc:
@@ -96,3 +100,8 @@ def register(commands: Subcommands) -> None:
     cmd.add_argument("message", metavar="MESSAGE.eml")
     cmd.add_argument("-o", "--output", required=True, metavar="OUT.pdf")
     cmd.add_argument("--faxbox", metavar="NAME")
+    cmd.add_argument(
+        "--fax-resolution",
+        action="store_true",
+        help="write the pages as the receiving machine prints them (1-bit, 204x196 dpi)",
+    )

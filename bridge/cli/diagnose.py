@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 
 def explain(args: argparse.Namespace) -> int:
+    from bridge.converters import running_converters
     from bridge.explain import explain as replay
 
     config = config_of(args)
     store = open_store(config)
     try:
-        result = replay(config, store, args.id)
+        with running_converters(config) as converters:
+            result = replay(config, store, args.id, converters)
     except LookupError as exc:
         raise not_found("smtplog record", args.id, "faxbridge smtplog list") from exc
     finally:

@@ -1,4 +1,4 @@
-"""PDF, TIFF, images and text → clean PDF pages; merging and counting pages.
+"""PDF, TIFF, images (HEIC too) and text → clean PDF pages; merging and counting pages.
 
 Every converter returns a PDF that pypdf wrote or img2pdf made, so the merge never meets the
 quirks of the sender's software. Fax TIFFs (CCITT G3/G4) keep their resolution: img2pdf embeds
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from io import BytesIO
 
 import img2pdf
+import pillow_heif
 from PIL import Image, ImageOps, ImageSequence
 from pypdf import PdfReader, PdfWriter
 
@@ -23,6 +24,8 @@ from bridge.documents.text import LETTER_PT, text_pages, text_to_pdf
 
 TOO_LARGE = "the image is too large"
 EMPTY_TEXT = "the text file is empty"
+
+pillow_heif.register_heif_opener()  # HEIC photos (iPhone) open like any other image
 
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 _IMAGE_BORDER_PT = 18.0  # a quarter inch, so a full-bleed photo is not clipped by the machine
@@ -34,12 +37,17 @@ Layout = Callable[[int, int, tuple[float, float]], tuple[float, float, float, fl
 
 class Unusable(Exception):
     """A part that cannot become pages. `fatal` when the sender clearly meant it to be
-    faxed (a PDF, a TIFF) but it cannot be read: the fax would be incomplete without it."""
+    faxed (a PDF, a TIFF) but it cannot be read: the fax would be incomplete without it.
+    `code` is the RFC 3463 code of the refusal; `temporary` makes it a 451 (try again)."""
 
-    def __init__(self, reason: str, *, fatal: bool) -> None:
+    def __init__(
+        self, reason: str, *, fatal: bool, code: str = "5.6.0", temporary: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
+        self.code = code
+        self.temporary = temporary
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def image_to_pdf(data: bytes, kind: str) -> Converted:
         image.seek(0)
         if kind == "jpeg" and _plain_jpeg(image):
             source = BytesIO(data)
-        elif kind == "jpeg":
+        elif kind in ("jpeg", "heic"):
             source = _jpeg(_flatten(image))
         else:
             source = _png(image)

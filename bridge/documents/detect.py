@@ -14,28 +14,46 @@ from io import BytesIO
 
 from bridge.message import MessagePart, decode_text
 
-CONVERTIBLE = frozenset({"pdf", "tiff", "jpeg", "png", "gif", "bmp", "webp", "text"})
-IMAGE_KINDS = frozenset({"tiff", "jpeg", "png", "gif", "bmp", "webp"})
+CONVERTIBLE = frozenset({"pdf", "tiff", "jpeg", "png", "gif", "bmp", "webp", "heic", "text"})
+IMAGE_KINDS = frozenset({"tiff", "jpeg", "png", "gif", "bmp", "webp", "heic"})
+# Converted by the managed LibreOffice, or by Ghostscript; `needs` says which one.
+OFFICE_KINDS = frozenset(
+    {"docx", "doc", "odt", "rtf", "xlsx", "xls", "ods", "csv", "pptx", "ppt", "odp", "html"}
+)
+POSTSCRIPT_KINDS = frozenset({"ps", "eps"})
+ARCHIVE_KINDS = frozenset({"zip", "gzip", "rar", "7z", "bzip2", "xz", "tar"})
+LIBREOFFICE = "LibreOffice"
+GHOSTSCRIPT = "Ghostscript"
 
 NOT_A_DOCUMENT = "is not a PDF, TIFF, image or text file"
 DAMAGED_PDF = "the PDF is damaged and cannot be read"
 DAMAGED_IMAGE = "the image is damaged and cannot be read"
 
 _CONVERT = "(convert it to PDF)"
+# What a kind is called in a sentence: "…" is a Word document.
+KIND_NAMES = {
+    "docx": "a Word document",
+    "doc": "a Word document",
+    "odt": "an OpenDocument text",
+    "rtf": "a Rich Text document",
+    "xlsx": "an Excel spreadsheet",
+    "xls": "an Excel spreadsheet",
+    "ods": "an OpenDocument spreadsheet",
+    "csv": "a CSV spreadsheet",
+    "pptx": "a PowerPoint presentation",
+    "ppt": "a PowerPoint presentation",
+    "odp": "an OpenDocument presentation",
+    "html": "a web page",
+    "ps": "a PostScript file",
+    "eps": "an EPS drawing",
+    "heic": "a HEIC photo",
+}
 _WORDS = {
-    "docx": f"is a Word document {_CONVERT}",
-    "doc": f"is a Word document {_CONVERT}",
-    "odt": f"is an OpenDocument text {_CONVERT}",
-    "rtf": f"is a Rich Text document {_CONVERT}",
+    **{kind: f"is {name}" for kind, name in KIND_NAMES.items()},
     "pages": "is a Pages document (export it as PDF)",
-    "xlsx": f"is an Excel spreadsheet {_CONVERT}",
-    "xls": f"is an Excel spreadsheet {_CONVERT}",
-    "ods": f"is an OpenDocument spreadsheet {_CONVERT}",
-    "csv": f"is a CSV spreadsheet {_CONVERT}",
-    "pptx": f"is a PowerPoint presentation {_CONVERT}",
-    "ppt": f"is a PowerPoint presentation {_CONVERT}",
-    "odp": f"is an OpenDocument presentation {_CONVERT}",
+    "html-as-pdf": "is a web page (print it to PDF)",
     "office": f"is a Microsoft Office document {_CONVERT}",
+    "ooxml-encrypted": "is a password-protected Office document",
     "msg": "is an Outlook message file",
     "eml": "is an e-mail message file",
     "zip": "is an archive",
@@ -45,10 +63,7 @@ _WORDS = {
     "bzip2": "is an archive",
     "xz": "is an archive",
     "tar": "is an archive",
-    "heic": "is a HEIC photo (send it as JPEG or PDF)",
     "svg": f"is an SVG drawing {_CONVERT}",
-    "ps": f"is a PostScript file {_CONVERT}",
-    "html": "is a web page (print it to PDF)",
     "ics": "is a calendar invitation",
     "vcf": "is a contact card",
     "pgp": "is PGP-encrypted (send it unencrypted)",
@@ -61,6 +76,14 @@ _EXTENSIONS = {
     **{ext: ext for ext in ("docx", "doc", "odt", "rtf", "pages", "xlsx", "xls", "ods", "csv")},
     **{ext: ext for ext in ("pptx", "ppt", "odp", "msg", "eml", "zip", "rar", "7z", "tar")},
     **{ext: ext for ext in ("svg", "ps", "html", "ics", "vcf", "heic")},
+    "dotx": "docx",
+    "dot": "doc",
+    "xltx": "xlsx",
+    "xlt": "xls",
+    "potx": "pptx",
+    "pps": "ppt",
+    "ppsx": "pptx",
+    "pptm": "pptx",
     "docm": "docx",
     "xlsm": "xlsx",
     "key": "pages",
@@ -69,7 +92,9 @@ _EXTENSIONS = {
     "tgz": "gzip",
     "bz2": "bzip2",
     "htm": "html",
-    "eps": "ps",
+    "xhtml": "html",
+    "eps": "eps",
+    "epsf": "eps",
     "heif": "heic",
     "p7m": "smime",
     "asc": "pgp",
@@ -91,6 +116,12 @@ _CONTENT_TYPES = {
     "text/x-vcard": "vcf",
     "application/zip": "zip",
     "application/postscript": "ps",
+    "application/eps": "eps",
+    "image/x-eps": "eps",
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/vnd.oasis.opendocument.spreadsheet": "ods",
+    "application/vnd.oasis.opendocument.presentation": "odp",
+    "image/heif": "heic",
     "application/pkcs7-mime": "smime",
     "application/x-pkcs7-mime": "smime",
     "image/heic": "heic",
@@ -132,10 +163,23 @@ def label(part: MessagePart) -> str:
 
 
 def sniff(data: bytes) -> str | None:
-    """The type from magic numbers alone, or None."""
+    """The type from magic numbers alone, or None.
+
+    Magic at offset 0 wins: a PDF stored uncompressed in a ZIP shows `%PDF-` within the first
+    kilobyte, but the file is an archive. `%PDF-` further in is only believed for files that
+    start with no known magic at all (junk a scanner put before the header)."""
     head = data[:1024]
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    kind = _magic_kind(data, head)
+    if kind is not None:
+        return kind
     if b"%PDF-" in head:
         return "pdf"
+    return _text_kind(head)
+
+
+def _magic_kind(data: bytes, head: bytes) -> str | None:
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
     if head[:3] == b"\xff\xd8\xff":
@@ -148,16 +192,44 @@ def sniff(data: bytes) -> str | None:
         return "bmp"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "heic"
-    if head[:4] == b"PK\x03\x04":
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _zip_kind(data)
+    if head[:4] == b"\xc5\xd0\xd3\xc6":  # DOS EPS binary header (TIFF/WMF preview + PostScript)
+        return "eps"
     for magic, kind in _MAGIC:
         if head.startswith(magic):
+            if kind == "office":
+                return _ole2_kind(data)
+            if kind == "ps" and b"EPSF-" in head.split(b"\n", 1)[0]:
+                return "eps"
             return kind
     if head[257:262] == b"ustar":
         return "tar"
-    return _text_kind(head)
+    return None
+
+
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc", b"hevx")
+
+
+def _ole2_kind(data: bytes) -> str:
+    """Which program wrote an OLE2 compound file, by the stream names in its directory
+    (UTF-16LE). Word's "Encrypt with password" wraps a .docx/.xlsx/.pptx in one of these."""
+
+    def has(name: str) -> bool:
+        return name.encode("utf-16-le") in data
+
+    if has("EncryptedPackage"):
+        return "ooxml-encrypted"
+    if has("__substg1.0_"):
+        return "msg"
+    for stream, kind in (("WordDocument", "doc"), ("Workbook", "xls"), ("Book", "xls")):
+        if has(stream):
+            return kind
+    if has("PowerPoint Document"):
+        return "ppt"
+    return "office"
 
 
 _MAGIC = (
@@ -221,9 +293,14 @@ def text_of(part: MessagePart) -> str | None:
 
 
 def detect(part: MessagePart) -> Detection:
-    """Decide from the content what the part is and whether it can become fax pages."""
+    """Decide from the content what the part is and whether it can become fax pages.
+
+    Office files, web pages and PostScript are `convertible` here; whether this server has
+    the converter they need is the pipeline's question (`needs`)."""
     kind = sniff(part.data)
-    if kind in CONVERTIBLE:
+    if kind in OFFICE_KINDS and encrypted(part.data, kind):
+        return Detection(kind, password_reason(kind), fatal=True)
+    if kind in CONVERTIBLE or kind in POSTSCRIPT_KINDS or kind in OFFICE_KINDS - {"html"}:
         return Detection(kind, None)
     name_parts = (part.filename or "").rsplit(".", 1)
     extension = name_parts[1].lower() if len(name_parts) == 2 else ""
@@ -242,6 +319,54 @@ def detect(part: MessagePart) -> Detection:
         if kind is None and expected is not None:
             damaged = DAMAGED_PDF if expected == "pdf" else DAMAGED_IMAGE
             return Detection(expected, damaged, fatal=True)
+    expected = _DECLARED.get(part.content_type) or _DECLARED_EXT.get(extension)
+    if kind == "html" and expected is not None:  # a download that went wrong: an error page
+        return Detection(kind, f"{name} {_WORDS['html-as-pdf']}")
+    if kind == "ooxml-encrypted":  # Office's own encryption: only its password opens it
+        kind = named if named in _CONTAINED["zip"] else "office"
+        return Detection(kind, password_reason(kind), fatal=True)
+    if kind in OFFICE_KINDS and encrypted(part.data, kind):
+        return Detection(kind, password_reason(kind), fatal=True)
+    if kind in OFFICE_KINDS or kind in POSTSCRIPT_KINDS or kind == "heic":
+        return Detection(kind, None)
     if kind is None:
         return Detection(None, f"{name} {NOT_A_DOCUMENT}")
     return Detection(kind, f"{name} {_WORDS.get(kind, NOT_A_DOCUMENT)}")
+
+
+def encrypted(data: bytes, kind: str) -> bool:
+    """Whether an Office file is locked with a password (LibreOffice, run without a person to
+    ask, would only fail to open it). OpenDocument: its manifest lists encryption data. Word
+    97-2003: the File Information Block's fEncrypted bit. Excel 97-2003: a FILEPASS record
+    right after the workbook's BOF. PowerPoint 97-2003: an EncryptedSummary stream."""
+    if kind in ("odt", "ods", "odp"):
+        try:
+            with zipfile.ZipFile(BytesIO(data)) as archive:
+                return b"encryption-data" in archive.read("META-INF/manifest.xml")
+        except Exception:
+            return False
+    if kind == "doc":
+        for start in range(0, len(data) - 12, 512):  # streams start on sector boundaries
+            if data[start : start + 2] == b"\xec\xa5":  # the FIB's wIdent
+                return bool(int.from_bytes(data[start + 10 : start + 12], "little") & 0x0100)
+        return False
+    if kind == "xls":
+        bof = data.find(b"\x09\x08\x10\x00\x00\x06\x05\x00")
+        return bof >= 0 and data[bof + 20 : bof + 22] == b"\x2f\x00"
+    if kind == "ppt":
+        return "EncryptedSummary".encode("utf-16-le") in data
+    return False
+
+
+def password_reason(kind: str | None) -> str:
+    what = KIND_NAMES.get(kind or "", "an Office document").split(" ", 1)[1]
+    return f"the {what} is password-protected (send it without a password, or as PDF)"
+
+
+def needs(kind: str | None) -> str | None:
+    """The outside converter a kind needs (LIBREOFFICE, GHOSTSCRIPT), or None."""
+    if kind in OFFICE_KINDS:
+        return LIBREOFFICE
+    if kind in POSTSCRIPT_KINDS:
+        return GHOSTSCRIPT
+    return None

@@ -1,4 +1,5 @@
-"""Render a PDF as a multi-page fax TIFF (G4, 204x196 dpi) for `inbound.format: tiff`."""
+"""A PDF at fax resolution (G4, 204x196 dpi): as a TIFF for `inbound.format: tiff`, or as a PDF
+of those pages, the way a receiving machine prints them (`faxbridge preview --fax-resolution`)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,16 @@ def pdf_to_tiff(pdf: bytes) -> bytes:
             message = result.stderr.decode(errors="replace").strip()[:200]
             raise DocumentError(f"ghostscript could not render the fax as TIFF: {message}")
         return target.read_bytes()
+
+
+def fax_resolution_pdf(pdf: bytes) -> bytes:
+    """The pages as the receiving machine prints them: 1-bit, 204x196 dpi (fine resolution),
+    so a light-grey form or a tiny font shows up as it will arrive. Ghostscript rasterises to
+    G4 TIFF, img2pdf wraps each page without re-encoding, at the paper size it had."""
+    import img2pdf
+
+    tiff = pdf_to_tiff(pdf)
+    out = img2pdf.convert(tiff, rotation=img2pdf.Rotation.none, nodate=True)
+    if not isinstance(out, bytes):
+        raise DocumentError("img2pdf made no PDF of the fax rendering")
+    return out

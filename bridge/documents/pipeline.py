@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-import warnings
 from dataclasses import dataclass, field
 
-from bridge.documents.convert import Converted, Unusable, merge_pdfs, text_document, to_pdf
-from bridge.documents.detect import Detection, detect, label, sniff, text_of
-from bridge.documents.tnef import REASON_NO_FILES, REASON_UNPACKED, TnefError, is_tnef, unpack
+from bridge.documents.convert import Converted, Unusable, count_pages, merge_pdfs, text_document
+from bridge.documents.cover import split_text_for_cover
+from bridge.documents.detect import sniff
+from bridge.documents.external import Converters
+from bridge.documents.html import html_document, is_logo
+from bridge.documents.parts import AttachmentReport, Outcome, convert, convert_all, ignored
+from bridge.documents.text import text_pages, text_to_pdf
 from bridge.errors import DocumentError, NoFaxableContent, TooManyPages, UnreadableAttachment
-from bridge.message import REASON_EMPTY, REASON_EXTERNAL, MessagePart, ParsedMessage, parse_message
+from bridge.message import REASON_LOGO, MessagePart, ParsedMessage, parse_message
 from bridge.models import CoverPolicy
+
+__all__ = ["AttachmentReport", "DocumentOptions", "PreparedDocument", "prepare_document"]
 
 log = logging.getLogger(__name__)
 
@@ -27,30 +32,7 @@ NO_TEXT = "the message has no text"
 NOTHING = "the message has no attachments and no text"
 ONLY_BOILERPLATE = "the message text is only boilerplate that is never faxed"
 NOT_LOOKED_AT = "not converted: the message as a whole cannot be faxed"
-# Set aside, but the sender meant to send something: do not fall back to faxing the text alone.
-_BLOCKING_REASONS = frozenset({REASON_EMPTY, REASON_EXTERNAL})
-
-
-@dataclass(frozen=True)
-class AttachmentReport:
-    filename: str | None
-    content_type: str
-    detected_type: str | None
-    size: int
-    pages: int
-    used: bool
-    reason: str | None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "filename": self.filename,
-            "content_type": self.content_type,
-            "detected_type": self.detected_type,
-            "size": self.size,
-            "pages": self.pages,
-            "used": self.used,
-            "reason": self.reason,
-        }
+SHOWN_IN_TEXT = "shown in place in the message text"
 
 
 @dataclass(frozen=True)
@@ -58,10 +40,15 @@ class DocumentOptions:
     cover_policy: CoverPolicy = CoverPolicy.AUTO
     ignore_body_patterns: tuple[str, ...] = ()
     max_pages: int = 200
+    converters: Converters = field(default_factory=Converters)
+    max_bytes: int = 26_214_400  # what an unpacked archive may hold (the message size limit)
 
 
 @dataclass(frozen=True)
 class PreparedDocument:
+    """`pdf` holds the document pages; with `cover_text` set (a text-only mail) the cover
+    carries that text below its fields and `pdf` only what did not fit (maybe no pages)."""
+
     message: ParsedMessage
     pdf: bytes
     pages: int
@@ -69,57 +56,60 @@ class PreparedDocument:
     wants_cover: bool
     cover_subject: str
     cover_notes: str
-
-
-@dataclass
-class _Outcome:
-    """One part's fate while the message is being worked through."""
-
-    part: MessagePart
-    report: AttachmentReport
-    converted: Converted | None = None
-    fatal: bool = False
-    blocking: bool = field(default=True)  # keeps the text alone from being faxed instead
-
-    @property
-    def sentence(self) -> str:
-        """The reason as a sentence that names the part (for the SMTP reply)."""
-        reason = self.report.reason or ""
-        name = label(self.part)
-        return reason if reason.startswith(name) else f"{name}: {reason}"
+    cover_text: str | None = None
 
 
 def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
     """Parse, convert every part, merge in message order; refuse with the SMTP reply."""
     message = parse_message(raw)
     outcomes = [
-        _ignored(p, r) for p, r in zip(message.ignored, message.ignored_reasons, strict=True)
+        ignored(p, r) for p, r in zip(message.ignored, message.ignored_reasons, strict=True)
     ]
 
     def refuse(error: type[DocumentError], reply: str) -> DocumentError:
         return error(reply_line(reply), [o.report.as_dict() for o in outcomes])
 
     if message.problems:  # the message as a whole cannot be read: its parts are not converted
-        outcomes += [_ignored(part, NOT_LOOKED_AT, blocking=False) for part in message.parts]
+        outcomes += [ignored(part, NOT_LOOKED_AT, blocking=False) for part in message.parts]
         outcomes.sort(key=lambda o: o.part.index)
         reply = "554 5.6.0 No faxable content: " + "; ".join(message.problems)
         raise refuse(NoFaxableContent, reply)
+    converters = options.converters
+    shown: list[MessagePart] = []  # images the HTML-only body shows, placed if it is rendered
     for part in message.parts:
-        outcomes += _convert_all(part, options.max_pages)
-    outcomes.sort(key=lambda o: o.part.index)  # stable: a winmail.dat's files stay after it
+        if part.in_html and is_logo(part):
+            outcomes.append(ignored(part, REASON_LOGO, blocking=False))
+        elif part.in_html:
+            shown.append(part)
+        else:
+            outcomes += convert_all(part, converters, options.max_pages, options.max_bytes)
     notes = clean_body(message.body_text, options.ignore_body_patterns)
     for outcome in outcomes:
         if outcome.fatal:
-            name = outcome.part.filename or f"(unnamed {outcome.part.content_type})"
-            raise refuse(
-                UnreadableAttachment, f'554 5.6.0 Attachment "{name}": {outcome.report.reason}'
-            )
+            raise refuse(UnreadableAttachment, outcome.refusal())
     used = [o.converted for o in outcomes if o.converted is not None]
     cover_notes = notes
-    if not used and notes and not any(o.blocking for o in outcomes):
-        used = [text_document(notes, max_pages=options.max_pages)]  # the text is the document
+    cover_text: str | None = None
+    text_alone = not used and bool(notes) and not any(o.blocking for o in outcomes)
+    html = _html_body(message, shown, converters) if text_alone else None
+    if html is not None:  # the HTML-only body is the document, its pictures in place
+        used, cover_notes = [html], ""
+        outcomes += [_shown(part) for part in shown]
+        outcomes.append(_body_outcome(message, notes, html.pages))
+    else:
+        outcomes += [convert(part, converters, options.max_pages) for part in shown]
+        used = [o.converted for o in outcomes if o.converted is not None]
+    if html is None and text_alone and not used:
+        split = None
+        if options.cover_policy != CoverPolicy.NEVER:
+            split = split_text_for_cover(message.subject, notes)
+        if split is not None:  # the cover carries the text: one page for a short mail
+            cover_text, rest = split
+            used = [_rest_of_text(rest, options.max_pages)]
+        else:
+            used = [text_document(notes, max_pages=options.max_pages)]
         cover_notes = ""
-        outcomes.insert(0, _body_outcome(message, notes, used[0].pages))
+        outcomes.append(_body_outcome(message, notes, used[0].pages + (cover_text is not None)))
     elif not used:
         found = [o.sentence for o in outcomes]
         if not message.body_text.strip():
@@ -128,15 +118,19 @@ def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
             found.append(ONLY_BOILERPLATE)
         raise refuse(NoFaxableContent, "554 5.6.0 No faxable content: " + "; ".join(found))
 
+    outcomes.sort(key=lambda o: o.part.index)  # stable: a container's files stay after it
     pages = sum(c.pages for c in used)
-    wants_cover = wants_cover_page(options.cover_policy, message.subject, cover_notes)
+    wants_cover = cover_text is not None or wants_cover_page(
+        options.cover_policy, message.subject, cover_notes
+    )
     total = pages + (1 if wants_cover else 0)
     if total > options.max_pages:  # before merging: a too-long text was only counted
         raise refuse(
             TooManyPages,
             f"552 5.3.4 The fax would have {total} pages; the limit is {options.max_pages}",
         )
-    pdf = used[0].pdf if len(used) == 1 else merge_pdfs([c.pdf for c in used])
+    pdfs = [c.pdf for c in used if c.pages]
+    pdf = b"" if not pdfs else pdfs[0] if len(pdfs) == 1 else merge_pdfs(pdfs)
     return PreparedDocument(
         message=message,
         pdf=pdf,
@@ -145,7 +139,39 @@ def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
         wants_cover=wants_cover,
         cover_subject=message.subject,
         cover_notes=cover_notes,
+        cover_text=cover_text,
     )
+
+
+def _html_body(
+    message: ParsedMessage, shown: list[MessagePart], converters: Converters
+) -> Converted | None:
+    """The HTML-only body rendered with its pictures; None (so its text is faxed instead) when
+    the body is not HTML, there is no LibreOffice, or the rendering fails."""
+    if message.body_type != "text/html" or not message.body_html or converters.office is None:
+        return None
+    try:
+        return html_document(message.body_html, shown, converters.office)
+    except Unusable as exc:
+        log.warning("the HTML body could not be rendered (%s); faxing its text", exc.reason)
+        return None
+
+
+def _rest_of_text(rest: str, max_pages: int) -> Converted:
+    if not rest.strip():
+        return Converted(b"", 0)
+    pages = text_pages(rest)
+    if pages is not None and pages > max_pages:
+        return Converted(b"", pages)  # only counted: the fax is refused as too long
+    pdf = text_to_pdf(rest)
+    return Converted(pdf, count_pages(pdf))
+
+
+def _shown(part: MessagePart) -> Outcome:
+    report = AttachmentReport(
+        part.filename, part.content_type, sniff(part.data), len(part.data), 0, True, None
+    )
+    return Outcome(part, report, blocking=False)
 
 
 def clean_body(text: str, patterns: tuple[str, ...]) -> str:
@@ -188,80 +214,8 @@ _PUNCTUATION = str.maketrans(  # dashes, curly quotes and sharp s, which NFKD ke
 )
 
 
-def _ignored(part: MessagePart, reason: str, *, blocking: bool | None = None) -> _Outcome:
-    report = AttachmentReport(
-        filename=part.filename,
-        content_type=part.content_type,
-        detected_type=sniff(part.data),
-        size=len(part.data),
-        pages=0,
-        used=False,
-        reason=reason,
-    )
-    if blocking is None:
-        blocking = reason in _BLOCKING_REASONS
-    return _Outcome(part, report, blocking=blocking)
-
-
-def _convert_all(part: MessagePart, max_pages: int) -> list[_Outcome]:
-    """One part's outcome; for a winmail.dat, its own and then one per file inside it."""
-    if not is_tnef(part):
-        return [_convert(part, max_pages)]
-    detection = Detection("tnef", None)
-    try:
-        inside = unpack(part)
-    except TnefError as exc:
-        return [_skipped(part, detection, str(exc), fatal=True)]
-    reason = REASON_UNPACKED if inside else REASON_NO_FILES
-    container = _Outcome(part, _report(part, detection, pages=0, reason=reason), blocking=False)
-    return [container] + [
-        _convert(file, max_pages) if why is None else _ignored(file, why, blocking=False)
-        for file, why in inside
-    ]
-
-
-def _convert(part: MessagePart, max_pages: int) -> _Outcome:
-    """Detect and convert, with third-party warnings silenced so a Pillow or pikepdf warning
-    never turns into a refusal where warnings are errors (tests) and not elsewhere."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _convert_part(part, max_pages)
-
-
-def _convert_part(part: MessagePart, max_pages: int) -> _Outcome:
-    detection = detect(part)
-    if not detection.convertible:
-        return _skipped(part, detection, detection.reason or "", fatal=detection.fatal)
-    kind = detection.kind or ""
-    try:
-        text = text_of(part) if kind == "text" else None
-        converted = to_pdf(kind, part.data, text, max_pages=max_pages)
-    except Unusable as exc:
-        return _skipped(part, detection, exc.reason, fatal=exc.fatal)
-    report = _report(part, detection, pages=converted.pages, reason=None)
-    return _Outcome(part, report, converted=converted)
-
-
-def _skipped(part: MessagePart, detection: Detection, reason: str, *, fatal: bool) -> _Outcome:
-    return _Outcome(part, _report(part, detection, pages=0, reason=reason), fatal=fatal)
-
-
-def _report(
-    part: MessagePart, detection: Detection, *, pages: int, reason: str | None
-) -> AttachmentReport:
-    return AttachmentReport(
-        filename=part.filename,
-        content_type=part.content_type,
-        detected_type=detection.kind,
-        size=len(part.data),
-        pages=pages,
-        used=reason is None,
-        reason=reason,
-    )
-
-
-def _body_outcome(message: ParsedMessage, text: str, pages: int) -> _Outcome:
+def _body_outcome(message: ParsedMessage, text: str, pages: int) -> Outcome:
     data = text.encode("utf-8")
     part = MessagePart(None, message.body_type, data, None, None, "utf-8", index=0)
     report = AttachmentReport(None, message.body_type, "text", len(data), pages, True, None)
-    return _Outcome(part, report, blocking=False)
+    return Outcome(part, report, blocking=False)

@@ -149,7 +149,7 @@ def text_to_pdf(text: str) -> bytes:
     pdf, fonts = new_document(sans=False)
     pdf.set_font(fonts.mono, size=TEXT_SIZE_PT)
     width = LETTER_PT[0] - 2 * MARGIN_PT
-    for body in _chunks(text, fonts):
+    for body in text_chunks(text, fonts):
         pdf.add_page()
         if not body.strip():
             continue
@@ -158,7 +158,7 @@ def text_to_pdf(text: str) -> bytes:
             continue
         # fpdf2's own line breaking measures every character again and again: minutes for a
         # long log file. With a fixed pitch, counting characters is exact and linear.
-        for piece in _fixed_lines(body, _columns(pdf)):
+        for piece in wrap_fixed_lines(body, text_columns(pdf)):
             pdf.cell(w=width, h=_LINE_HEIGHT_PT, text=piece, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())
 
@@ -171,8 +171,8 @@ def text_pages(text: str) -> int | None:
         return None
     per_page = int((LETTER_PT[1] - 2 * MARGIN_PT) // _LINE_HEIGHT_PT)
     pages = 0
-    for body in _chunks(text, fonts):
-        lines = len(_fixed_lines(body, columns)) if body.strip() else 0
+    for body in text_chunks(text, fonts):
+        lines = len(wrap_fixed_lines(body, columns)) if body.strip() else 0
         pages += max(1, -(-lines // per_page))
     return pages
 
@@ -182,17 +182,18 @@ def _text_metrics() -> tuple[Fonts, int]:
     """The fonts text pages get and how many characters a line holds (measured once)."""
     pdf, fonts = new_document(sans=False)
     pdf.set_font(fonts.mono, size=TEXT_SIZE_PT)
-    columns = _columns(pdf)
+    columns = text_columns(pdf)
     pdf.add_page()
     pdf.output()  # fpdf2 closes the font files only when a document is written
     return fonts, columns
 
 
 _LINE_HEIGHT_PT = TEXT_SIZE_PT * 1.25
+TEXT_LINE_HEIGHT_PT = _LINE_HEIGHT_PT
 _MAX_CHARS_PER_LINE = 300  # more than any line of a Letter page holds at a readable size
 
 
-def _chunks(text: str, fonts: Fonts) -> list[str]:
+def text_chunks(text: str, fonts: Fonts) -> list[str]:
     """The text of each page run (form feeds separate them), as it will be drawn."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [
@@ -201,11 +202,11 @@ def _chunks(text: str, fonts: Fonts) -> list[str]:
     ]
 
 
-def _columns(pdf: FPDF) -> int:
+def text_columns(pdf: FPDF) -> int:
     return max(int((LETTER_PT[0] - 2 * MARGIN_PT) // pdf.get_string_width("M")), 10)
 
 
-def _fixed_lines(body: str, columns: int) -> list[str]:
+def wrap_fixed_lines(body: str, columns: int) -> list[str]:
     return [piece for line in body.split("\n") for piece in _wrap_fixed(line, columns)]
 
 

@@ -62,6 +62,7 @@ class SmtpLogRecord(_Record):
     errors: list[str] = []
     faxbox: str | None = None
     fax_ids: list[str] = []
+    preview: bool = False  # a preview+<number> mail: answered with the fax, nothing sent
 
 
 class JobEvent(_Record):

@@ -8,14 +8,21 @@ several e-mails) is reported in `problems`, one sentence each, and the message i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from bridge.message.headers import addresses, decode_words, disposition, filename, header
 from bridge.message.partial import Fragments, fragment_of, reassemble
-from bridge.message.text import html_cids, html_to_text, join, leaf_text, norm_cid
+from bridge.message.text import (
+    html_cids,
+    html_to_text,
+    join,
+    leaf_text,
+    norm_cid,
+    signature_cids,
+)
 from bridge.message.tree import (
     MAX_LEAVES,
     MAX_NESTING,
@@ -63,6 +70,7 @@ class MessagePart:
     disposition: str | None
     charset: str | None = None  # declared charset, for text attachments
     index: int = 0  # position among the message's leaf parts, so reports keep message order
+    in_html: bool = False  # an image the HTML-only body shows in place (`cid:`), not a logo
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class ParsedMessage:
     ignored: list[MessagePart]
     ignored_reasons: list[str]
     body_type: str = "text/plain"  # the type body_text came from (text/plain or text/html)
+    body_html: str = ""  # the HTML markup itself, when body_text came from HTML
     problems: list[str] = field(default_factory=list)  # each makes the message unfaxable
 
 
@@ -117,6 +126,7 @@ def _parsed(msg: Message, walk: _Walk) -> ParsedMessage:
         ignored=walk.ignored,
         ignored_reasons=walk.ignored_reasons,
         body_type=walk.body_type,
+        body_html=walk.body_html,
         problems=list(dict.fromkeys(walk.problems)),
     )
 
@@ -133,6 +143,8 @@ class _Walk:
     fragments: Fragments = field(default_factory=Fragments)
     body_text: str = ""
     body_type: str = "text/plain"
+    body_html: str = ""
+    signature_cids: set[str] = field(default_factory=set)
     count: int = 0
 
     def visit(self, msg: Message, depth: int) -> None:
@@ -147,8 +159,11 @@ class _Walk:
             body = {id(p) for p in plain}
             aside = {id(p): REASON_HTML_VERSION for p in html}
         else:
-            self.body_text = join(html_to_text(leaf_text(p)) for p in html)
+            markup = [leaf_text(p) for p in html]
+            self.body_text = join(html_to_text(m) for m in markup)
             self.body_type = "text/html"
+            self.body_html = "\n".join(markup)
+            self.signature_cids = set().union(*(signature_cids(m) for m in markup))
             body = {id(p) for p in (*plain, *html)}
             aside = {}
         for leaf in leaves(msg):
@@ -171,6 +186,8 @@ class _Walk:
             else:
                 part = _make_part(leaf, self.count)
                 reason = aside.get(id(leaf)) or self._why_ignored(part)
+                if reason is None and self._shown_in_html(part):
+                    part = replace(part, in_html=True)
                 self._add(part, reason)
 
     def _add(self, part: MessagePart, reason: str | None) -> None:
@@ -197,6 +214,9 @@ class _Walk:
         elif depth < _MAX_INNER:
             self.visit(repair(msg), depth + 1)
 
+    def _shown_in_html(self, part: MessagePart) -> bool:
+        return bool(self.body_html) and norm_cid(part.content_id) in self.cids
+
     def _why_ignored(self, part: MessagePart) -> str | None:
         ctype = part.content_type
         if ctype in SIGNATURE_TYPES:
@@ -208,6 +228,8 @@ class _Walk:
         if ctype.startswith("message/"):
             return REASON_REPORT
         if ctype.startswith("image/") and norm_cid(part.content_id) in self.cids:
+            if self.body_html and norm_cid(part.content_id) not in self.signature_cids:
+                return None  # shown in the HTML-only body: the pipeline places or pages it
             return REASON_LOGO
         if not part.data:
             return REASON_EMPTY

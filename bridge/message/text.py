@@ -62,6 +62,45 @@ def html_cids(parts: Iterable[Message]) -> set[str]:
     return cids
 
 
+def signature_cids(markup: str) -> set[str]:
+    """Content-IDs of images inside a signature block (an element whose id or class says
+    "signature": Outlook's `id="Signature"`, Gmail's `gmail_signature`, Thunderbird's
+    `moz-signature`, Apple Mail's `AppleMailSignature`): logos, never faxed."""
+    finder = _SignatureImages()
+    try:
+        finder.feed(markup[:MAX_HTML_CHARS])
+        finder.close()
+    except Exception:
+        pass
+    return finder.cids
+
+
+class _SignatureImages(HTMLParser):
+    _VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cids: set[str] = set()
+        self.depth = 0  # elements open inside the signature block; 0 = outside it
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img" and self.depth:
+            match = _CID_RE.match(values.get("src") or "")
+            if match:
+                self.cids.add(norm_cid(unquote(match.group(1))))
+        if tag in self._VOID:
+            return
+        if self.depth:
+            self.depth += 1
+        elif "signature" in f"{values.get('id') or ''} {values.get('class') or ''}".lower():
+            self.depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth and tag not in self._VOID:
+            self.depth -= 1
+
+
 def norm_cid(cid: str | None) -> str:
     return (cid or "").strip().strip("<>").strip().lower()
 

@@ -81,7 +81,8 @@ class MailWorker:
             log.error("mail %s cannot be prepared: %s", row.id, exc)
             await asyncio.to_thread(self.store.outbox.mark_failed, row.id, f"cannot render: {exc}")
             return
-        sender = "" if row.kind == "report" else parseaddr(self.config.mail.from_)[1]
+        automatic = row.kind in ("report", "preview")  # answers to a sender: null sender
+        sender = "" if automatic else parseaddr(self.config.mail.from_)[1]
         try:
             where = await self.mailer.send(raw, sender=sender, recipients=recipients)
         except MailDeliveryError as exc:

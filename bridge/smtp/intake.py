@@ -18,12 +18,20 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from bridge.config import Config, FaxboxConfig
-from bridge.documents import DocumentOptions, PreparedDocument, prepare_document, render_cover
+from bridge.documents import (
+    DocumentOptions,
+    PreparedDocument,
+    fax_pdf,
+    prepare_document,
+    render_cover,
+)
+from bridge.documents.external import Converters
 from bridge.errors import DocumentError, StorageError
 from bridge.models import CoverNote, Outcome
 from bridge.numbers import format_for_people
 from bridge.smtp.policy import AUTO_SUBMITTED_REPLY, STORAGE_REPLY, Recipient
-from bridge.store import Attempt, NewJob, Store, new_id
+from bridge.smtp.preview import preview_row
+from bridge.store import Attempt, NewJob, PreviewRow, Store, new_id
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +49,14 @@ class IntakeResult:
     job_ids: list[str]
 
 
-def document_options(faxbox: FaxboxConfig, sender: str | None = None) -> DocumentOptions:
-    """The faxbox's cover policy, or that of the first `sender_overrides` entry matching."""
+def document_options(
+    faxbox: FaxboxConfig,
+    sender: str | None = None,
+    converters: Converters | None = None,
+    max_bytes: int = 26_214_400,
+) -> DocumentOptions:
+    """The faxbox's cover policy, or that of the first `sender_overrides` entry matching;
+    the converters this server has, and what an unpacked archive may hold."""
     cover, patterns = faxbox.cover_page, faxbox.ignore_body_patterns
     for override in faxbox.sender_overrides:
         if sender and any(
@@ -53,7 +67,11 @@ def document_options(faxbox: FaxboxConfig, sender: str | None = None) -> Documen
                 patterns = override.ignore_body_patterns
             break
     return DocumentOptions(
-        cover_policy=cover, ignore_body_patterns=tuple(patterns), max_pages=faxbox.max_pages
+        cover_policy=cover,
+        ignore_body_patterns=tuple(patterns),
+        max_pages=faxbox.max_pages,
+        converters=converters or Converters(),
+        max_bytes=max_bytes,
     )
 
 
@@ -70,6 +88,7 @@ class Intake:
         self.store = store
         self.pool = pool
         self.jobs_ready = asyncio.Event()
+        self.converters = Converters.found()  # the bridge sets its managed LibreOffice here
 
     async def _in_pool(self, func: object, *args: object) -> object:
         loop = asyncio.get_running_loop()
@@ -107,7 +126,9 @@ class Intake:
         prepared: dict[str, PreparedDocument] = {}
         try:
             for name, faxbox in faxboxes.items():
-                options = document_options(faxbox, attempt.mail_from)
+                options = document_options(
+                    faxbox, attempt.mail_from, self.converters, self.config.smtp.max_message_bytes
+                )
                 result = await self._in_pool(prepare_document, raw, options)
                 assert isinstance(result, PreparedDocument)
                 prepared[name] = result
@@ -131,44 +152,84 @@ class Intake:
         attempt.pages = first.pages + (1 if first.wants_cover else 0)
         attempt.faxbox = recipients[0].faxbox.name
 
+        faxes = [r for r in recipients if not r.preview]
         documents: dict[str, str] = {}
         for name, doc in prepared.items():
-            documents[name] = await asyncio.to_thread(
-                self.store.db.write_file, f"documents/{attempt.id}-{name}.pdf", doc.pdf
-            )
+            if doc.cover_text is None and any(r.faxbox.name == name for r in faxes):
+                documents[name] = await asyncio.to_thread(
+                    self.store.db.write_file, f"documents/{attempt.id}-{name}.pdf", doc.pdf
+                )
         jobs = [
-            await self._job(attempt, r, prepared[r.faxbox.name], documents[r.faxbox.name])
-            for r in recipients
+            await self._job(attempt, r, prepared[r.faxbox.name], documents.get(r.faxbox.name))
+            for r in faxes
+        ]
+        previews = [
+            await self._preview(attempt, r, prepared[r.faxbox.name], n)
+            for n, r in enumerate(recipients)
+            if r.preview
         ]
         attempt.fax_ids = [job.id for job in jobs]
+        attempt.preview = bool(previews)
         attempt.outcome = Outcome.ACCEPTED
-        attempt.reply = f"250 2.0.0 Queued as {attempt.id} (fax {', '.join(attempt.fax_ids)})"
+        attempt.reply = f"250 2.0.0 Queued as {attempt.id} ({_queued(jobs, previews)})"
         attempt.finished = datetime.now(UTC)
-        await asyncio.to_thread(self.store.accept, attempt, jobs)
+        await asyncio.to_thread(self.store.accept, attempt, jobs, previews)
         self.jobs_ready.set()
-        log.info("%s accepted: %d fax job(s), %s pages", attempt.id, len(jobs), attempt.pages)
+        log.info(
+            "%s accepted: %d fax job(s), %d preview(s), %s pages",
+            attempt.id,
+            len(jobs),
+            len(previews),
+            attempt.pages,
+        )
         return attempt.reply
 
+    def _note(self, attempt: Attempt, recipient: Recipient, doc: PreparedDocument) -> CoverNote:
+        message, faxbox = doc.message, recipient.faxbox
+        return CoverNote(
+            to_name=message.to_names.get(recipient.address.strip("<>").lower(), ""),
+            to_number=format_for_people(recipient.e164),
+            from_name=message.from_name or message.from_address or (attempt.mail_from or ""),
+            from_number=format_for_people(faxbox.caller_id) if faxbox.caller_id else "",
+            subject=doc.cover_subject,
+            notes=doc.cover_notes,
+            date=attempt.created,
+            pages=doc.pages + (1 if doc.wants_cover else 0),
+        )
+
+    async def _preview(
+        self, attempt: Attempt, recipient: Recipient, doc: PreparedDocument, number: int
+    ) -> PreviewRow:
+        """The preview mail, built and written now; queued with the attempt."""
+        note = self._note(attempt, recipient, doc) if doc.wants_cover else None
+        data = await self._in_pool(preview_row, self.config, attempt, recipient, doc, note)
+        assert isinstance(data, bytes)
+        path = await asyncio.to_thread(
+            self.store.db.write_file, f"outbox/preview-{attempt.id}-{number}.eml", data
+        )
+        to = (attempt.mail_from or "").strip("<>")
+        return PreviewRow(f"{attempt.id}:{recipient.e164}", recipient.faxbox.name, to, path)
+
     async def _job(
-        self, attempt: Attempt, recipient: Recipient, doc: PreparedDocument, document_path: str
+        self,
+        attempt: Attempt,
+        recipient: Recipient,
+        doc: PreparedDocument,
+        document_path: str | None,
     ) -> NewJob:
         job_id = new_id()
         faxbox = recipient.faxbox
         total = doc.pages + (1 if doc.wants_cover else 0)
         cover_path = None
         cover_data = None
-        if doc.wants_cover:
-            message = doc.message
-            note = CoverNote(
-                to_name=message.to_names.get(recipient.address.strip("<>").lower(), ""),
-                to_number=format_for_people(recipient.e164),
-                from_name=message.from_name or message.from_address or (attempt.mail_from or ""),
-                from_number=format_for_people(faxbox.caller_id) if faxbox.caller_id else "",
-                subject=doc.cover_subject,
-                notes=doc.cover_notes,
-                date=attempt.created,
-                pages=total,
+        if doc.cover_text is not None:  # a text-only mail on its cover: one document per job
+            whole = await self._in_pool(fax_pdf, doc, self._note(attempt, recipient, doc))
+            assert isinstance(whole, bytes)
+            document_path = await asyncio.to_thread(
+                self.store.db.write_file, f"documents/{attempt.id}-{job_id}.pdf", whole
             )
+        elif doc.wants_cover:
+            note = self._note(attempt, recipient, doc)
             pdf = await self._in_pool(render_cover, note)
             assert isinstance(pdf, bytes)
             cover_path = await asyncio.to_thread(
@@ -184,6 +245,7 @@ class Intake:
                 "date": note.date.isoformat(),
                 "pages": note.pages,
             }
+        assert document_path is not None
         return NewJob(
             id=job_id,
             faxbox=faxbox.name,
@@ -195,7 +257,7 @@ class Intake:
             original_number=recipient.local_part,
             caller_id=faxbox.caller_id,
             pages=total,
-            document_pages=doc.pages,
+            document_pages=total if doc.cover_text is not None else doc.pages,
             document_path=document_path,
             cover_path=cover_path,
             cover=cover_data,
@@ -207,3 +269,10 @@ class Intake:
             await asyncio.to_thread(self.store.smtplog.insert, replace(attempt))
         except StorageError as exc:
             log.error("%s could not be logged: %s", attempt.id, exc)
+
+
+def _queued(jobs: list[NewJob], previews: list[PreviewRow]) -> str:
+    said = [f"fax {', '.join(job.id for job in jobs)}"] if jobs else []
+    if previews:
+        said.append(f"preview mailed to {previews[0].to}")
+    return "; ".join(said)

@@ -28,6 +28,7 @@ class Recipient:
     local_part: str
     faxbox: FaxboxConfig
     e164: str
+    preview: bool = False  # preview+<number>@…: the sender gets the fax by mail, nothing is sent
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class RcptDecision:
         return self.recipient is not None
 
     def log_entry(self, address: str) -> dict[str, object]:
-        """The smtplog `recipients` entry."""
-        return {
+        """The smtplog `recipients` entry (`preview` only on preview addresses)."""
+        entry: dict[str, object] = {
             "address": address,
             "original_number": self.original_number,
             "translated_number": self.translated_number,
@@ -52,6 +53,9 @@ class RcptDecision:
             "accepted": self.accepted,
             "reply": self.reply,
         }
+        if self.recipient is not None and self.recipient.preview:
+            entry["preview"] = True
+        return entry
 
 
 def rate_limit_reply(
@@ -110,6 +114,10 @@ def decide_recipient(
     if parts is None:
         return RcptDecision(f'550 5.1.3 "{address}" is not a valid fax address')
     local, domain = parts
+    prefix = config.smtp.preview_prefix
+    preview = bool(prefix) and local.lower().startswith((prefix or "").lower())
+    if preview:
+        local = local[len(prefix or "") :]
     faxbox = config.faxbox_for_domain(domain)
     if faxbox is None:
         return RcptDecision(f"550 5.7.1 Relaying denied: {domain} is not a fax domain here")
@@ -135,9 +143,10 @@ def decide_recipient(
             original_number=local,
             translated_number=destination.e164,
         )
+    what = "preview of a fax" if preview else "fax"
     return RcptDecision(
-        f"250 2.1.5 Recipient OK, fax to {destination.e164}",
-        recipient=Recipient(address, local, faxbox, destination.e164),
+        f"250 2.1.5 Recipient OK, {what} to {destination.e164}",
+        recipient=Recipient(address, local, faxbox, destination.e164, preview=preview),
         faxbox=faxbox.name,
         original_number=local,
         translated_number=destination.e164,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,11 +11,21 @@ from bridge.store.callback_log import CallbackLog
 from bridge.store.db import Database, new_id, utcnow
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs, NewJob
-from bridge.store.outbox import Outbox
+from bridge.store.outbox import Outbox, enqueue_rendered
 from bridge.store.smtplog import Attempt, SmtpLog
 from bridge.store.views import Views
 
-__all__ = ["Attempt", "Database", "NewJob", "Store", "new_id", "utcnow"]
+__all__ = ["Attempt", "Database", "NewJob", "PreviewRow", "Store", "new_id", "utcnow"]
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """A preview mail already written under data_dir, to be queued with its attempt."""
+
+    ref: str  # attempt id and recipient number
+    faxbox: str
+    to: str
+    path: str
 
 
 class Store:
@@ -32,11 +43,17 @@ class Store:
     def create_schema(self) -> None:
         self.db.create_schema()
 
-    def accept(self, attempt: Attempt, jobs: list[NewJob]) -> None:
-        """The one transaction behind a 250: the attempt and all its jobs, or nothing."""
+    def accept(
+        self, attempt: Attempt, jobs: list[NewJob], previews: list[PreviewRow] | None = None
+    ) -> None:
+        """The one transaction behind a 250: the attempt, all its jobs and preview mails."""
         with self.db.begin() as conn:
             self.smtplog.insert(attempt, conn)
             self.jobs.insert_many(conn, attempt.id, jobs)
+            for preview in previews or []:
+                enqueue_rendered(
+                    conn, "preview", preview.ref, preview.faxbox, [preview.to], preview.path
+                )
 
     def purge(self, retention_days: int) -> int:
         """Forget finished business older than the retention period, files included."""

@@ -53,6 +53,29 @@ def enqueue(conn: sa.Connection, kind: str, ref: str, faxbox: str, sender: str =
         )
 
 
+def enqueue_rendered(
+    conn: sa.Connection, kind: str, ref: str, faxbox: str, recipients: list[str], path: str
+) -> None:
+    """A mail built before it was queued (a preview): the worker only has to send it."""
+    now = utcnow()
+    conn.execute(
+        mail_outbox.insert().values(
+            id=new_id(),
+            kind=kind,
+            ref=ref,
+            faxbox=faxbox,
+            sender="",
+            recipients=recipients,
+            message_path=path,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created=now,
+            updated=now,
+        )
+    )
+
+
 class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db

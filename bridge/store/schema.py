@@ -57,6 +57,8 @@ smtplog = sa.Table(
     sa.Column("faxbox", sa.String(64), index=True),
     sa.Column("fax_ids", sa.JSON, nullable=False),
     sa.Column("raw_path", sa.Text),
+    # A mail to preview+<number>@…: answered with the fax it would be (revision 0003).
+    sa.Column("preview", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 fax_jobs = sa.Table(
@@ -157,7 +159,7 @@ mail_outbox = sa.Table(
     "mail_outbox",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # report | inbound
+    sa.Column("kind", sa.String(16), nullable=False),  # report | inbound | preview
     sa.Column("ref", sa.String(64), nullable=False),  # job id + round, or inbound fax id
     sa.Column("faxbox", sa.String(64)),
     sa.Column("sender", sa.Text, nullable=False, default=""),

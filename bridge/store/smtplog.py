@@ -16,7 +16,7 @@ from bridge.store.schema import smtplog
 # Public record keys (the API and --json), in display order.
 RECORD_KEYS = (
     "id created finished peer helo tls auth_user from header_from recipients message_id subject "
-    "size attachments pages outcome reply error errors faxbox fax_ids"
+    "size attachments pages outcome reply error errors faxbox fax_ids preview"
 ).split()
 
 
@@ -47,6 +47,7 @@ class Attempt:
     faxbox: str | None = None
     fax_ids: list[str] = field(default_factory=list)
     raw_path: str | None = None
+    preview: bool = False  # answered with a preview mail (to some or all recipients)
 
     def refuse(self, reply: str, sentence: str | None = None) -> str:
         """Note a refusal (the decisive one is the latest) and return the reply to send."""
