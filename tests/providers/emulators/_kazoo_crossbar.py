@@ -1,0 +1,415 @@
+"""Kazoo's Crossbar API for faxes, on loopback, built from 2600hz/kazoo's own source.
+
+Sources (github.com/2600hz/kazoo, master @ dcf86cbc): applications/crossbar/src/modules/
+cb_faxes.erl (routes, PUT/GET/DELETE), crossbar_doc.erl (save/load/delete), crossbar_util.erl
+(`response_202`), cb_context.erl and api_util.erl (envelope, errors), crossbar_view.erl and
+crossbar_filter.erl (paging, `filter_*`, `created_from`/`created_to`), kz_doc.erl
+(`public_fields`), priv/couchdb/schemas/faxes.json, applications/fax/priv/couchdb/views/
+faxes.json and core/kazoo_modb/priv/couchdb/views/faxes.json (listings), cb_phone_numbers.erl
+with doc/phone_numbers.md, knm_converters.erl (number check). Each route names its part.
+Documents are kept as CouchDB has them (`_id`, `_rev`, `pvt_*`); what Crossbar shows of them
+is `public()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.providers.emulators._kazoo_views import (
+    PAGE_SIZE,
+    modb_row,
+    outgoing_value,
+    page,
+    positive,
+)
+from tests.providers.harness import RecordedRequest
+
+GREGORIAN_OFFSET_S = 62_167_219_200
+MAX_RANGE_S = 31 * 86_400 + 3_600  # crossbar.hrl ?MAX_RANGE: crossbar.maximum_range default
+# knm_converters ?DEFAULT_RECONCILE_REGEX
+RECONCILABLE = re.compile(r"^(\+?1)?\d{10}$|^\+[2-9]\d{7,}$|^011\d*$|^00\d*$")
+# schemas/faxes.json defaults for tx_result, as the PUT example of doc/faxes.md shows them.
+TX_RESULT_DEFAULTS = {"error_message": "", "fax_bad_rows": 0, "fax_error_correction": False,
+                      "fax_receiver_id": "", "fax_speed": 0, "pages_sent": 0, "success": False,
+                      "time_elapsed": 0}  # fmt: skip
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+class _Folder(Convertor[str]):
+    """The month-database folders cb_faxes serves by id (`incoming`/`smtplog` are not ours)."""
+
+    regex = "outbox|inbox"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("folder", _Folder())
+
+
+def gregorian_now() -> int:
+    return int(time.time()) + GREGORIAN_OFFSET_S
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    """kz_doc:public_fields/1: no `_`/`pvt_` keys, and `id` set from `_id`."""
+    shown = {k: v for k, v in doc.items() if not k.startswith(("_", "pvt_"))}
+    return {**shown, "id": doc.get("_id")}
+
+
+def envelope(data: Any, code: int = 200, token: str = "", **extra: Any) -> JSONResponse:
+    """api_util:create_default_resp_envelope: success (and 202 `accepted`) say "success"."""
+    headers = extra.pop("headers", None)
+    body = {"auth_token": token, "data": data, "request_id": secrets.token_hex(16),
+            "revision": extra.pop("revision", secrets.token_hex(16)), "status": "success",
+            "node": "kazoo_apps@kazoo.test", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **extra}  # fmt: skip
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def error(code: int, message: str, data: Any = None) -> JSONResponse:
+    """The same envelope for errors: `error` is the HTTP status, `message` the error name."""
+    return envelope({} if data is None else data, code, error=str(code), message=message,
+                    status="error")  # fmt: skip
+
+
+def bad_identifier(fax_id: str) -> JSONResponse:
+    """crossbar_doc:handle_datamgr_errors('not_found') → cb_context 'bad_identifier'."""
+    return error(404, "bad_identifier", {"cause": fax_id, "message": "bad identifier"})
+
+
+def validation_error(key: str, rule: str, message: str, **more: Any) -> JSONResponse:
+    """kz_json_schema:build_validate_error: 400 "validation error", `{key: {rule: {…}}}`."""
+    return error(400, "validation error", {key: {rule: {"message": message, **more}}})
+
+
+@dataclass
+class KazooState:
+    account_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    auth_token: str = field(default_factory=lambda: secrets.token_hex(32))
+    api_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    tokens: set[str] = field(default_factory=set)
+    faxes_db: dict[str, dict[str, Any]] = field(default_factory=dict)  # the global `faxes` db
+    modb: dict[str, dict[str, Any]] = field(default_factory=dict)  # YYYYMM-<id>: outbox, inbox
+    attachments: dict[str, bytes] = field(default_factory=dict)  # doc id → the fax document
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone_numbers
+    running: dict[str, str] = field(default_factory=dict)  # fax_worker's status while processing
+    # How `PUT faxes` answers: cb_faxes put/1 is `crossbar_util:response_202` with the saved
+    # document (`_id`); doc/faxes.md shows 200-style `id`. Tests switch to the other variants.
+    put_status: int = 202
+    put_data: str = "saved"  # "saved": the CouchDB document; "public": kz_doc:public_fields
+    reply_delay_s: float = 0.0  # the fax is saved, then the reply is this late (a lost reply)
+
+    def __post_init__(self) -> None:
+        self.tokens.add(self.auth_token)
+
+
+def make_app(state: KazooState) -> Starlette:
+    def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """cb_token_auth and api_resource: a live token, its own account."""
+
+        async def guarded(request: Request) -> Response:
+            token = request.headers.get("x-auth-token", "")
+            if token not in state.tokens:
+                return error(401, "invalid credentials")  # crossbar_util:response_401
+            if request.path_params.get("account") != state.account_id:
+                return error(403, "forbidden", {"message": "forbidden"})
+            return await handler(request, token)
+
+        return guarded
+
+    async def api_auth(request: Request) -> Response:
+        """cb_api_auth.erl: PUT /v2/api_auth {"data": {"api_key"}} → 201 with a token."""
+        data = _data(await request.body())
+        if data.get("api_key") != state.api_key:
+            return error(401, "invalid credentials")
+        token = secrets.token_hex(32)
+        state.tokens.add(token)
+        account = {"account_id": state.account_id, "account_name": "Faxbridge Test"}
+        return envelope({**account, "apply_to": "account"}, 201, token)
+
+    async def account(request: Request, token: str) -> Response:
+        """cb_accounts.erl: GET /v2/accounts/{id}."""
+        data = {"id": state.account_id, "name": "Faxbridge Test", "realm": "fax.test.local"}
+        return envelope({**data, "enabled": True}, token=token)
+
+    async def create_fax(request: Request, token: str) -> Response:
+        """cb_faxes put/1, put/2 (`outgoing`): create/1 validates against schemas/faxes.json,
+        on_successful_validation wants a file or document.url and a reconcilable to_number,
+        on_success adds the pvt fields; crossbar_doc:save, then response_202 with the saved
+        document, and the attachment saved in the background (job status → pending)."""
+        data, pdf = _fax_request(request, await request.body())
+        req = {k: v for k, v in data.items() if not k.startswith(("_", "pvt_"))}
+        problem = _schema_problem(req)
+        if problem is not None:
+            return problem
+        if pdf is None and not (req.get("document") or {}).get("url"):
+            return validation_error("document.url", "required",
+                                    "add document url or upload a document")  # fmt: skip
+        number = _normalize(str(req["to_number"]))
+        if number is None:
+            return validation_error("document.to_number", "required",
+                                    "add a valid number to send the fax to")  # fmt: skip
+        now = gregorian_now()
+        fax_id = secrets.token_hex(16)
+        doc = {"retries": 1, "tx_result": dict(TX_RESULT_DEFAULTS), "fax_timezone": "undefined",
+               **req, "to_number": number, "attempts": 0, "_id": fax_id,
+               "_rev": f"1-{secrets.token_hex(16)}", "pvt_type": "fax",
+               "pvt_job_status": "attaching_files" if pdf is not None else "pending",
+               "pvt_created": now, "pvt_modified": now, "pvt_account_id": state.account_id,
+               "pvt_account_db": "faxes", "pvt_reseller_id": state.account_id,
+               "pvt_vsn": "1"}  # fmt: skip
+        saved = dict(doc)
+        if pdf is not None:  # maybe_save_attachment → prepare_attachment
+            state.attachments[fax_id] = pdf
+            doc.update(pvt_job_status="pending", _rev=f"2-{secrets.token_hex(16)}")
+        state.faxes_db[fax_id] = doc
+        if state.reply_delay_s:
+            await asyncio.sleep(state.reply_delay_s)
+        shown = saved if state.put_data == "saved" else public(saved)
+        return envelope(shown, state.put_status, token, revision=saved["_rev"],
+                        headers={"location": fax_id})  # fmt: skip
+
+    async def list_outgoing(request: Request, token: str) -> Response:
+        """cb_faxes outgoing_summary: view faxes/list_by_account over the faxes db, values
+        only (id, faxbox_id, status, to, from, attempts, created), crossbar_filter on docs."""
+        rows = [
+            ([doc["pvt_created"], doc["_id"]], doc, outgoing_value(doc))
+            for doc in state.faxes_db.values()
+            if doc.get("pvt_type") == "fax" and not doc.get("pvt_deleted")
+        ]
+        data, extra = page(dict(request.query_params), rows)
+        return envelope(data, token=token, **extra)
+
+    async def get_outgoing(request: Request, token: str) -> Response:
+        """cb_faxes load_outgoing_fax_doc + ?OUTGOING_FAX_DOC_MAP (created, delivered,
+        status from get_execution_status)."""
+        fax_id = request.path_params["fax_id"]
+        doc = state.faxes_db.get(fax_id)
+        if doc is None or doc.get("pvt_deleted"):
+            return bad_identifier(fax_id)
+        shown = {**public(doc), "created": doc["pvt_created"], "status": _execution_status(doc)}
+        delivered = doc.get("pvt_delivered_date")
+        if delivered is None and doc.get("pvt_job_status") == "completed":
+            delivered = doc.get("pvt_modified")
+        if delivered is not None:
+            shown["delivered"] = delivered
+        return envelope(shown, token=token, revision=doc["_rev"])
+
+    def _execution_status(doc: dict[str, Any]) -> str:
+        status = str(doc.get("pvt_job_status"))
+        return state.running.get(doc["_id"], status) if status == "processing" else status
+
+    async def list_modb(request: Request, token: str) -> Response:
+        """cb_faxes fax_modb_summary: view faxes/list_by_folder in the month databases of the
+        `created_from`..`created_to` range (crossbar_view:time_range), rows merged with their
+        documents (normalize_modb_view_results), crossbar_filter on docs."""
+        folder = request.path_params["folder"]
+        query = request.query_params
+        now = gregorian_now()
+        created_to = positive(query.get("created_to"), now)
+        created_from = positive(query.get("created_from"), created_to - MAX_RANGE_S)
+        if created_to - created_from > MAX_RANGE_S:
+            text = (f"created_to {created_to} is more than {MAX_RANGE_S} seconds from "
+                    f"created_from {created_from}")  # fmt: skip
+            return validation_error("created_from", "date_range", text, cause=created_to)
+        if created_to < created_from:
+            text = f"created_to {created_to} is prior to created_from {created_from}"
+            return validation_error("created_from", "date_range", text, cause=created_from)
+        rows = [
+            ([folder, doc["pvt_created"], doc["_id"]], doc, modb_row(doc))
+            for doc in state.modb.values()
+            if doc.get("pvt_type") == "fax"
+            and not doc.get("pvt_deleted")
+            and doc.get("folder", "inbox") == folder
+            and created_from <= doc["pvt_created"] <= created_to
+        ]
+        data, extra = page(dict(request.query_params), rows)
+        return envelope(data, token=token, **extra)
+
+    def _load_modb(request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+        """cb_faxes load_modb_fax_doc: the id's YYYYMM prefix picks the month database (an id
+        without it is looked up in the account db, where no fax is); the folder must match."""
+        fax_id = request.path_params["fax_id"]
+        doc = state.modb.get(fax_id) if re.match(r"^\d{6}-", fax_id) else None
+        if doc is None or doc.get("pvt_deleted"):
+            return None, bad_identifier(fax_id)
+        folder = request.path_params["folder"]
+        if doc.get("folder") != folder:  # validate_fax_doc_folder → add_system_error (500)
+            text = f"document is not in folder {folder}"
+            return None, error(500, text, {"message": "unknown failure"})
+        return doc, None
+
+    async def get_modb(request: Request, token: str) -> Response:
+        """cb_faxes validate_inbox_fax/validate_outbox_fax (GET) → load_modb_fax_doc."""
+        doc, problem = _load_modb(request)
+        if doc is None:
+            assert problem is not None
+            return problem
+        return envelope(public(doc), token=token, revision=doc["_rev"])
+
+    async def delete_modb(request: Request, token: str) -> Response:
+        """cb_faxes delete/3 → crossbar_doc:delete: soft (`pvt_deleted`, hidden from views and
+        loads) unless `should_soft_delete=false` (cb_context:should_soft_delete)."""
+        doc, problem = _load_modb(request)
+        if doc is None:
+            assert problem is not None
+            return problem
+        if request.query_params.get("should_soft_delete", "true").lower() == "false":
+            state.modb.pop(doc["_id"], None)
+            state.attachments.pop(doc["_id"], None)
+        else:
+            doc["pvt_deleted"] = True
+        shown = {**public(doc), "_read_only": {"deleted": True}}
+        return envelope(shown, token=token)
+
+    async def attachment(request: Request, token: str) -> Response:
+        """cb_faxes load_fax_binary (GET) and delete/4 (DELETE: every attachment, for good)."""
+        doc, problem = _load_modb(request)
+        if doc is None:
+            assert problem is not None
+            return problem
+        if request.method == "DELETE":
+            state.attachments.pop(doc["_id"], None)
+            return envelope({}, token=token)
+        if doc["_id"] not in state.attachments:
+            return bad_identifier(doc["_id"])
+        disposition = request.query_params.get("disposition", "attachment")
+        name = f"fax_document_{doc['pvt_created']}.pdf"  # get_file_name
+        headers = {"content-disposition": f"{disposition}; filename={name}"}
+        pdf = state.attachments[doc["_id"]]
+        return Response(pdf, media_type="application/pdf", headers=headers)
+
+    async def webhooks(request: Request, token: str) -> Response:
+        """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; retries 2)."""
+        if request.method == "GET":
+            return envelope(list(state.webhooks.values()), token=token)
+        data = _data(await request.body())
+        for key in ("hook", "name", "uri"):
+            if not data.get(key):
+                return validation_error(key, "required", "Field is required but missing",
+                                        value=key)  # fmt: skip
+        hook_id = request.path_params.get("hook_id") or secrets.token_hex(16)
+        if request.method == "POST" and hook_id not in state.webhooks:
+            return bad_identifier(hook_id)
+        state.webhooks[hook_id] = {"enabled": True, "retries": 2, **data, "id": hook_id}
+        return envelope(state.webhooks[hook_id], 201 if request.method == "PUT" else 200, token)
+
+    async def phone_numbers(request: Request, token: str) -> Response:
+        """cb_phone_numbers summary (doc/phone_numbers.md "List Account's Phone Numbers"):
+        `data.numbers` keyed by number, paged by number with start_key/next_start_key."""
+        listed = sorted(state.numbers)
+        start = request.query_params.get("start_key")
+        if start:
+            listed = [number for number in listed if number >= start]
+        size = positive(request.query_params.get("page_size"), PAGE_SIZE)
+        shown, rest = listed[:size], listed[size:]
+        extra: dict[str, Any] = {"page_size": len(shown)}
+        if start:
+            extra["start_key"] = start
+        if rest:
+            extra["next_start_key"] = rest[0]
+        numbers = {number: state.numbers[number] for number in shown}
+        return envelope({"cascade_quantity": 0, "numbers": numbers}, token=token, **extra)
+
+    fax = "/v2/accounts/{account}/faxes"
+    return Starlette(
+        routes=[
+            Route("/v2/api_auth", api_auth, methods=["PUT"]),
+            Route("/v2/accounts/{account}", authed(account), methods=["GET"]),
+            Route(fax, authed(create_fax), methods=["PUT"]),
+            # cb_faxes allowed_methods(outgoing, _) is GET only: no DELETE, so no cancel.
+            Route(f"{fax}/outgoing", authed(create_fax), methods=["PUT"]),
+            Route(f"{fax}/outgoing", authed(list_outgoing), methods=["GET"]),
+            Route(fax + "/outgoing/{fax_id}", authed(get_outgoing), methods=["GET"]),
+            Route(fax + "/{folder:folder}", authed(list_modb), methods=["GET"]),
+            Route(fax + "/{folder:folder}/{fax_id}", authed(get_modb), methods=["GET"]),
+            Route(fax + "/{folder:folder}/{fax_id}", authed(delete_modb), methods=["DELETE"]),
+            Route(
+                fax + "/{folder:folder}/{fax_id}/attachment",
+                authed(attachment),
+                methods=["GET", "DELETE"],
+            ),
+            Route("/v2/accounts/{account}/webhooks", authed(webhooks), methods=["GET", "PUT"]),
+            Route("/v2/accounts/{account}/webhooks/{hook_id}", authed(webhooks), methods=["POST"]),
+            Route("/v2/accounts/{account}/phone_numbers", authed(phone_numbers), methods=["GET"]),
+        ]
+    )
+
+
+# -- request reading -------------------------------------------------------------------
+def _data(body: bytes) -> dict[str, Any]:
+    """api_util:get_req_data: a JSON body's `data`."""
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _fax_request(request: Request, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+    """api_util:extract_multipart: the application/json part is the request data, any other
+    part a file (cb_context:req_files); a plain JSON body has `document.url` instead."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/"):
+        return _data(body), None
+    recorded = RecordedRequest("PUT", "", {}, {"content-type": content_type}, body)
+    data: dict[str, Any] = {}
+    pdf = None
+    for part in recorded.parts():
+        if part.content_type == "application/json":
+            data = _data(part.data)
+        else:
+            pdf = part.data
+    return data, pdf
+
+
+def _schema_problem(req: dict[str, Any]) -> JSONResponse | None:
+    """schemas/faxes.json as kz_json_schema reports it; unknown keys are allowed (the schema
+    has no `additionalProperties`), so our custom fields are kept."""
+    for key in ("from_number", "to_number"):
+        if key not in req:
+            return validation_error(key, "required", "Field is required but missing", value=key)
+    for key in ("from_number", "to_number", "from_name", "to_name"):
+        if key in req and not isinstance(req[key], str):
+            return validation_error(key, "type", "Value did not match type(s): string")
+    for key in ("retries", "attempts"):
+        value = req.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return validation_error(key, "type", "Value did not match type(s): integer")
+        if value > 4:
+            return validation_error(key, "maximum", "Value must be at most 4")
+        if value < 0:
+            return validation_error(key, "minimum", "Value must be at least 0")
+    document = req.get("document")
+    if document is not None and not re.match(r"^https?://", str(document.get("url", ""))):
+        return validation_error("document.url", "pattern", "Failed to match pattern '^https?://'")
+    return None
+
+
+def _normalize(number: str) -> str | None:
+    """knm_converters:is_reconcilable, then normalize to E.164 (the default converter)."""
+    if not RECONCILABLE.match(number):
+        return None
+    digits = number.lstrip("+")
+    if len(digits) == 10:
+        return f"+1{digits}"
+    return f"+{digits}" if not number.startswith(("011", "00")) else number
