@@ -24,7 +24,6 @@ import httpx
 
 from bridge.config import KazooConfig
 from bridge.errors import (
-    CallbackError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -41,16 +40,18 @@ from bridge.models import (
     UnclassifiedCallback,
 )
 from bridge.providers.base import ProviderContext, transmitted_pdf
-from bridge.providers.http import provider_message
 from bridge.providers.kazoo_lookup import KazooLookup, body_data, json_object
 from bridge.providers.kazoo_records import (
     JOB_ID_FIELD,
     REFERENCE_FIELD,
+    as_dict,
     callback_update,
     doc_link,
     doc_update,
+    error_text,
     from_gregorian,
     is_outbox_id,
+    notification_payload,
     outbox_ids,
     strip_month,
 )
@@ -134,7 +135,7 @@ class KazooProvider(KazooLookup):
 
     def error_text(self, response: httpx.Response) -> str:
         """Kazoo's error envelope says what was wrong in `message` and, per field, in `data`."""
-        return _error_text(response)
+        return error_text(response)
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
@@ -183,7 +184,7 @@ class KazooProvider(KazooLookup):
     # -- callbacks -----------------------------------------------------------------------
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         self.verify_callback_token(request)
-        payload = _callback_payload(request)
+        payload = notification_payload(request)
         event = payload.get("event_name")
         fax_id = payload.get("fax_jobid") or payload.get("fax_id")
         fax_id = fax_id if isinstance(fax_id, str) and fax_id else None
@@ -227,7 +228,7 @@ class KazooProvider(KazooLookup):
         return doc_link(update, doc)
 
     def _inbound(self, payload: dict[str, Any]) -> InboundFax:
-        info = body_data({"data": payload.get("fax_info")})
+        info = as_dict(payload.get("fax_info"))
         station = info.get("fax_remote_station_id")
         return InboundFax(
             provider_fax_id=str(payload["fax_id"]),
@@ -361,42 +362,6 @@ def _multipart_mixed(data: dict[str, Any], pdf: bytes, filename: str) -> tuple[b
         ]
     )
     return body, f"multipart/mixed; boundary={boundary}"
-
-
-def _error_text(response: httpx.Response) -> str:
-    """`message` plus the per-field validation messages Kazoo puts under `data`."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not (body.get("message") or body.get("error")):
-        return provider_message(response)
-    message = str(body.get("message") or body.get("error"))
-    data = body.get("data")
-    details = [data] if isinstance(data, str) else []
-    for key, value in data.items() if isinstance(data, dict) else ():
-        if isinstance(value, dict):  # {"to_number": {"required": {"message": …}}}
-            rules = [r for r in value.values() if isinstance(r, dict) and r.get("message")]
-            details += [f"{key}: {rule['message']}" for rule in rules]
-        elif key == "message" and isinstance(value, str):
-            details.append(value)
-    details = [text for text in details if text and text != message]
-    return f"{message} ({'; '.join(details)})" if details else message
-
-
-def _callback_payload(request: CallbackRequest) -> dict[str, Any]:
-    try:
-        payload: Any = json.loads(request.body) if request.body.strip() else dict(request.form)
-    except ValueError:
-        payload = dict(request.form)
-    if not isinstance(payload, dict) or not payload:
-        raise CallbackError("Kazoo callback body is not a JSON object")
-    if isinstance(payload.get("fax_info"), str):  # `format: form-data` hooks
-        try:
-            payload["fax_info"] = json.loads(payload["fax_info"])
-        except ValueError as exc:
-            raise CallbackError("Kazoo callback fax_info is not JSON") from exc
-    return payload
 
 
 def _unclassified(reason: str, event: str | None, fax_id: str | None = None) -> CallbackResult:

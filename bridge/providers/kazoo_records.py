@@ -22,13 +22,18 @@ What Kazoo writes, from its own source (2600hz/kazoo):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.models import FailureReason, JobStatus, StatusUpdate
+import httpx
+
+from bridge.errors import CallbackError
+from bridge.models import CallbackRequest, FailureReason, JobStatus, StatusUpdate
+from bridge.providers.http import provider_message
 from bridge.providers.reference import linked
 from bridge.providers.values import as_int
 
@@ -165,7 +170,7 @@ def _split_result_code(value: Any) -> tuple[int | None, int | None]:
 # -- documents ---------------------------------------------------------------------------
 def doc_status(doc: dict[str, Any]) -> tuple[JobStatus, str]:
     """The job's state and Kazoo's word for it, from any of its documents."""
-    tx = _dict(doc.get("tx_result"))
+    tx = as_dict(doc.get("tx_result"))
     raw = doc.get("status") or doc.get("pvt_job_status")
     if isinstance(raw, str) and raw in _JOB_STATUSES:
         return _JOB_STATUSES[raw], raw
@@ -178,7 +183,7 @@ def doc_status(doc: dict[str, Any]) -> tuple[JobStatus, str]:
 def doc_update(fax_id: str, doc: dict[str, Any]) -> StatusUpdate:
     """A job document (outgoing, outbox, or a listing row of either) as a status update."""
     status, raw = doc_status(doc)
-    tx = _dict(doc.get("tx_result"))
+    tx = as_dict(doc.get("tx_result"))
     attempts = as_int(doc.get("attempts"))
     update = StatusUpdate(
         provider_fax_id=fax_id,
@@ -212,13 +217,50 @@ def doc_link(update: StatusUpdate, doc: dict[str, Any]) -> StatusUpdate:
     return found
 
 
-# -- notifications -----------------------------------------------------------------------
+# -- notifications and errors ------------------------------------------------------------
+def error_text(response: httpx.Response) -> str:
+    """`message` plus the per-field validation messages Kazoo puts under `data`."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not (body.get("message") or body.get("error")):
+        return provider_message(response)
+    message = str(body.get("message") or body.get("error"))
+    data = body.get("data")
+    details = [data] if isinstance(data, str) else []
+    for key, value in data.items() if isinstance(data, dict) else ():
+        if isinstance(value, dict):  # {"to_number": {"required": {"message": …}}}
+            rules = [r for r in value.values() if isinstance(r, dict) and r.get("message")]
+            details += [f"{key}: {rule['message']}" for rule in rules]
+        elif key == "message" and isinstance(value, str):
+            details.append(value)
+    details = [text for text in details if text and text != message]
+    return f"{message} ({'; '.join(details)})" if details else message
+
+
+def notification_payload(request: CallbackRequest) -> dict[str, Any]:
+    """A webhook's body: JSON (`format: json`) or a form (`form-data`, fax_info as JSON)."""
+    try:
+        payload: Any = json.loads(request.body) if request.body.strip() else dict(request.form)
+    except ValueError:
+        payload = dict(request.form)
+    if not isinstance(payload, dict) or not payload:
+        raise CallbackError("Kazoo callback body is not a JSON object")
+    if isinstance(payload.get("fax_info"), str):  # `format: form-data` hooks
+        try:
+            payload["fax_info"] = json.loads(payload["fax_info"])
+        except ValueError as exc:
+            raise CallbackError("Kazoo callback fax_info is not JSON") from exc
+    return payload
+
+
 def callback_update(event: str, payload: dict[str, Any]) -> StatusUpdate | None:
     """An `outbound_fax` / `outbound_fax_error` notification, or None when it names no fax."""
     job = payload.get("fax_jobid") or payload.get("fax_id")
     if not isinstance(job, str) or not job:
         return None
-    info = _dict(payload.get("fax_info"))
+    info = as_dict(payload.get("fax_info"))
     failed = event == "outbound_fax_error" or info.get("fax_success") in (False, "false")
     text = payload.get("fax_error") or info.get("fax_result_text") or None
     update = StatusUpdate(
@@ -241,7 +283,7 @@ def callback_update(event: str, payload: dict[str, Any]) -> StatusUpdate | None:
     return replace(update, reason=reason, provider_code=code)
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 

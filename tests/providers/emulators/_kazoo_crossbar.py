@@ -14,10 +14,8 @@ is `public()`.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +23,21 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.providers.emulators._kazoo_requests import (
+    bad_identifier,
+    envelope,
+    error,
+    fax_request,
+    gregorian_now,
+    normalize_number,
+    public,
+    request_data,
+    schema_problem,
+    validation_error,
+)
 from tests.providers.emulators._kazoo_views import (
     PAGE_SIZE,
     modb_row,
@@ -35,12 +45,8 @@ from tests.providers.emulators._kazoo_views import (
     page,
     positive,
 )
-from tests.providers.harness import RecordedRequest
 
-GREGORIAN_OFFSET_S = 62_167_219_200
 MAX_RANGE_S = 31 * 86_400 + 3_600  # crossbar.hrl ?MAX_RANGE: crossbar.maximum_range default
-# knm_converters ?DEFAULT_RECONCILE_REGEX
-RECONCILABLE = re.compile(r"^(\+?1)?\d{10}$|^\+[2-9]\d{7,}$|^011\d*$|^00\d*$")
 # schemas/faxes.json defaults for tx_result, as the PUT example of doc/faxes.md shows them.
 TX_RESULT_DEFAULTS = {"error_message": "", "fax_bad_rows": 0, "fax_error_correction": False,
                       "fax_receiver_id": "", "fax_speed": 0, "pages_sent": 0, "success": False,
@@ -61,42 +67,6 @@ class _Folder(Convertor[str]):
 
 
 register_url_convertor("folder", _Folder())
-
-
-def gregorian_now() -> int:
-    return int(time.time()) + GREGORIAN_OFFSET_S
-
-
-def public(doc: dict[str, Any]) -> dict[str, Any]:
-    """kz_doc:public_fields/1: no `_`/`pvt_` keys, and `id` set from `_id`."""
-    shown = {k: v for k, v in doc.items() if not k.startswith(("_", "pvt_"))}
-    return {**shown, "id": doc.get("_id")}
-
-
-def envelope(data: Any, code: int = 200, token: str = "", **extra: Any) -> JSONResponse:
-    """api_util:create_default_resp_envelope: success (and 202 `accepted`) say "success"."""
-    headers = extra.pop("headers", None)
-    body = {"auth_token": token, "data": data, "request_id": secrets.token_hex(16),
-            "revision": extra.pop("revision", secrets.token_hex(16)), "status": "success",
-            "node": "kazoo_apps@kazoo.test", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **extra}  # fmt: skip
-    return JSONResponse(body, status_code=code, headers=headers)
-
-
-def error(code: int, message: str, data: Any = None) -> JSONResponse:
-    """The same envelope for errors: `error` is the HTTP status, `message` the error name."""
-    return envelope({} if data is None else data, code, error=str(code), message=message,
-                    status="error")  # fmt: skip
-
-
-def bad_identifier(fax_id: str) -> JSONResponse:
-    """crossbar_doc:handle_datamgr_errors('not_found') → cb_context 'bad_identifier'."""
-    return error(404, "bad_identifier", {"cause": fax_id, "message": "bad identifier"})
-
-
-def validation_error(key: str, rule: str, message: str, **more: Any) -> JSONResponse:
-    """kz_json_schema:build_validate_error: 400 "validation error", `{key: {rule: {…}}}`."""
-    return error(400, "validation error", {key: {rule: {"message": message, **more}}})
 
 
 @dataclass
@@ -137,7 +107,7 @@ def make_app(state: KazooState) -> Starlette:
 
     async def api_auth(request: Request) -> Response:
         """cb_api_auth.erl: PUT /v2/api_auth {"data": {"api_key"}} → 201 with a token."""
-        data = _data(await request.body())
+        data = request_data(await request.body())
         if data.get("api_key") != state.api_key:
             return error(401, "invalid credentials")
         token = secrets.token_hex(32)
@@ -155,15 +125,15 @@ def make_app(state: KazooState) -> Starlette:
         on_successful_validation wants a file or document.url and a reconcilable to_number,
         on_success adds the pvt fields; crossbar_doc:save, then response_202 with the saved
         document, and the attachment saved in the background (job status → pending)."""
-        data, pdf = _fax_request(request, await request.body())
+        data, pdf = fax_request(request, await request.body())
         req = {k: v for k, v in data.items() if not k.startswith(("_", "pvt_"))}
-        problem = _schema_problem(req)
+        problem = schema_problem(req)
         if problem is not None:
             return problem
         if pdf is None and not (req.get("document") or {}).get("url"):
             return validation_error("document.url", "required",
                                     "add document url or upload a document")  # fmt: skip
-        number = _normalize(str(req["to_number"]))
+        number = normalize_number(str(req["to_number"]))
         if number is None:
             return validation_error("document.to_number", "required",
                                     "add a valid number to send the fax to")  # fmt: skip
@@ -301,7 +271,7 @@ def make_app(state: KazooState) -> Starlette:
         """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; retries 2)."""
         if request.method == "GET":
             return envelope(list(state.webhooks.values()), token=token)
-        data = _data(await request.body())
+        data = request_data(await request.body())
         for key in ("hook", "name", "uri"):
             if not data.get(key):
                 return validation_error(key, "required", "Field is required but missing",
@@ -352,64 +322,3 @@ def make_app(state: KazooState) -> Starlette:
             Route("/v2/accounts/{account}/phone_numbers", authed(phone_numbers), methods=["GET"]),
         ]
     )
-
-
-# -- request reading -------------------------------------------------------------------
-def _data(body: bytes) -> dict[str, Any]:
-    """api_util:get_req_data: a JSON body's `data`."""
-    try:
-        parsed = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    data = parsed.get("data") if isinstance(parsed, dict) else None
-    return data if isinstance(data, dict) else {}
-
-
-def _fax_request(request: Request, body: bytes) -> tuple[dict[str, Any], bytes | None]:
-    """api_util:extract_multipart: the application/json part is the request data, any other
-    part a file (cb_context:req_files); a plain JSON body has `document.url` instead."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/"):
-        return _data(body), None
-    recorded = RecordedRequest("PUT", "", {}, {"content-type": content_type}, body)
-    data: dict[str, Any] = {}
-    pdf = None
-    for part in recorded.parts():
-        if part.content_type == "application/json":
-            data = _data(part.data)
-        else:
-            pdf = part.data
-    return data, pdf
-
-
-def _schema_problem(req: dict[str, Any]) -> JSONResponse | None:
-    """schemas/faxes.json as kz_json_schema reports it; unknown keys are allowed (the schema
-    has no `additionalProperties`), so our custom fields are kept."""
-    for key in ("from_number", "to_number"):
-        if key not in req:
-            return validation_error(key, "required", "Field is required but missing", value=key)
-    for key in ("from_number", "to_number", "from_name", "to_name"):
-        if key in req and not isinstance(req[key], str):
-            return validation_error(key, "type", "Value did not match type(s): string")
-    for key in ("retries", "attempts"):
-        value = req.get(key, 0)
-        if not isinstance(value, int) or isinstance(value, bool):
-            return validation_error(key, "type", "Value did not match type(s): integer")
-        if value > 4:
-            return validation_error(key, "maximum", "Value must be at most 4")
-        if value < 0:
-            return validation_error(key, "minimum", "Value must be at least 0")
-    document = req.get("document")
-    if document is not None and not re.match(r"^https?://", str(document.get("url", ""))):
-        return validation_error("document.url", "pattern", "Failed to match pattern '^https?://'")
-    return None
-
-
-def _normalize(number: str) -> str | None:
-    """knm_converters:is_reconcilable, then normalize to E.164 (the default converter)."""
-    if not RECONCILABLE.match(number):
-        return None
-    digits = number.lstrip("+")
-    if len(digits) == 10:
-        return f"+1{digits}"
-    return f"+{digits}" if not number.startswith(("011", "00")) else number

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.providers.emulators._kazoo_crossbar import GREGORIAN_OFFSET_S, gregorian_now
+from tests.providers.emulators._kazoo_requests import GREGORIAN_OFFSET_S, gregorian_now
 from tests.providers.harness import CallbackHTTP
 
 DEFAULT_RETRY_PERIOD_S = 300  # fax_worker ?DEFAULT_RETRY_PERIOD (fax.default_retry_period)
