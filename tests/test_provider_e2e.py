@@ -389,7 +389,7 @@ def test_a_kazoo_fax_whose_reply_was_lost_is_found_by_reference_not_sent_twice(
     tmp_path: Path,
 ) -> None:
     # Kazoo saves the job, then its 202 (the saved document, keyed `_id`) never arrives.
-    emulator.state.reply_delay_s = 2.0
+    emulator.state.reply_delay_s = 1.0
     config = provider_faxbox_config(make_config, emulator, timeout_s=0.5)
     register_callbacks(config, emulator)
     bridge = start_bridge(config)

@@ -105,9 +105,16 @@ class KazooProvider(KazooLookup):
                 raise PermanentProviderError(
                     f"{self.name}: no auth_token, and no api_key to obtain one", code="auth"
                 )
-            response = await self.request(
-                "PUT", "api_auth", json={"data": {"api_key": self.config.api_key}}
-            )
+            try:
+                response = await self.request(
+                    "PUT", "api_auth", json={"data": {"api_key": self.config.api_key}}
+                )
+            except PermanentProviderError as exc:
+                # cb_api_auth answers an unknown key 404 "bad identifier": that must never
+                # read as "Kazoo no longer knows this fax".
+                raise PermanentProviderError(
+                    f"{self.name}: Kazoo refused the api_key: {exc.message}", code="auth"
+                ) from exc
             body = json_object(response)
             token = body.get("auth_token") or body_data(body).get("auth_token")
             if not isinstance(token, str) or not token:

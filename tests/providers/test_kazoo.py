@@ -227,16 +227,24 @@ async def test_a_refused_token_is_renewed_once_with_the_api_key(
     assert refused.headers["x-auth-token"] != retried.headers["x-auth-token"]
 
 
-@pytest.mark.parametrize(
-    "overrides", [{"auth_token": "not-a-token"}, {"auth_token": None, "api_key": "not-a-key"}]
-)
-async def test_bad_credentials_are_permanent_with_kazoos_words(
-    make_provider: MakeProvider, overrides: dict[str, Any]
-) -> None:
+async def test_a_bad_token_is_permanent_with_kazoos_words(make_provider: MakeProvider) -> None:
     with pytest.raises(PermanentProviderError) as caught:
-        await make_provider(**overrides).check()
+        await make_provider(auth_token="not-a-token").check()
     assert caught.value.code == "401"
     assert "invalid credentials" in caught.value.message
+
+
+async def test_an_unknown_api_key_is_an_auth_failure_never_a_forgotten_fax(
+    make_provider: MakeProvider,
+) -> None:
+    # cb_api_auth answers a key no account has with 404 "bad identifier".
+    provider = make_provider(auth_token=None, api_key="not-a-key")
+    with pytest.raises(PermanentProviderError) as caught:
+        await provider.status("0" * 32)
+    assert caught.value.code == "auth"
+    assert (
+        "refused the api_key" in caught.value.message and "bad identifier" in caught.value.message
+    )
 
 
 async def test_check_reads_the_account(harness: KazooHarness, make_provider: MakeProvider) -> None:

@@ -1,14 +1,12 @@
 """Kazoo's Crossbar API for faxes, on loopback, built from 2600hz/kazoo's own source.
 
 Sources (github.com/2600hz/kazoo, master @ dcf86cbc): applications/crossbar/src/modules/
-cb_faxes.erl (routes, PUT/GET/DELETE), crossbar_doc.erl (save/load/delete), crossbar_util.erl
-(`response_202`), cb_context.erl and api_util.erl (envelope, errors), crossbar_view.erl and
-crossbar_filter.erl (paging, `filter_*`, `created_from`/`created_to`), kz_doc.erl
-(`public_fields`), priv/couchdb/schemas/faxes.json, applications/fax/priv/couchdb/views/
-faxes.json and core/kazoo_modb/priv/couchdb/views/faxes.json (listings), cb_phone_numbers.erl
-with doc/phone_numbers.md, knm_converters.erl (number check). Each route names its part.
-Documents are kept as CouchDB has them (`_id`, `_rev`, `pvt_*`); what Crossbar shows of them
-is `public()`.
+cb_faxes.erl (routes and what each does: PUT/GET/DELETE, `response_202`), crossbar_doc.erl
+(save/load/delete, soft deletes), cb_webhooks.erl with priv/couchdb/schemas/webhooks.json,
+cb_phone_numbers.erl with doc/phone_numbers.md, cb_api_auth.erl. Envelopes, request reading
+and schema errors are in `_kazoo_requests.py`, listings in `_kazoo_views.py`. Each route names
+its part. Documents are kept as CouchDB has them (`_id`, `_rev`, `pvt_*`); what Crossbar shows
+of them is `public()`.
 """
 
 from __future__ import annotations
@@ -106,10 +104,13 @@ def make_app(state: KazooState) -> Starlette:
         return guarded
 
     async def api_auth(request: Request) -> Response:
-        """cb_api_auth.erl: PUT /v2/api_auth {"data": {"api_key"}} → 201 with a token."""
+        """cb_api_auth.erl: PUT /v2/api_auth {"data": {"api_key"}} → a token
+        (crossbar_auth:create_auth_token); a key no account has is `response_bad_identifier`."""
         data = request_data(await request.body())
-        if data.get("api_key") != state.api_key:
-            return error(401, "invalid credentials")
+        if not data.get("api_key"):
+            return error(401, "invalid_credentials", {"message": "invalid credentials"})
+        if data["api_key"] != state.api_key:
+            return error(404, "bad identifier", [data["api_key"]])
         token = secrets.token_hex(32)
         state.tokens.add(token)
         account = {"account_id": state.account_id, "account_name": "Faxbridge Test"}
