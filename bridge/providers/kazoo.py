@@ -200,8 +200,10 @@ class KazooProvider(KazooLookup):
             if update is not None:
                 return CallbackResult(updates=[await self._with_record(update, fax_id)])
             return _unclassified(f"a Kazoo {event} notification that names no fax", event)
-        if event == "inbound_fax" and isinstance(payload.get("fax_id"), str):
-            return CallbackResult(inbound=[self._inbound(payload)])
+        if event == "inbound_fax":
+            if isinstance(payload.get("fax_id"), str) and payload["fax_id"]:
+                return CallbackResult(inbound=[self._inbound(payload)])
+            return _unclassified("a Kazoo inbound_fax notification that names no fax", event)
         if event == "inbound_fax_error":
             why = payload.get("fax_error") or "no reason given"
             reason = f"Kazoo could not receive an inbound fax ({why}); nothing to deliver"

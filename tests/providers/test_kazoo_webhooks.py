@@ -213,7 +213,7 @@ async def test_a_body_that_is_no_json_object_is_a_callback_error(
     [({"fax_jobid": "abc"}, None, "without event_name"),
      ({"event_name": "outbound_fax", "fax_info": {}}, "outbound_fax", "names no fax"),
      ({"event_name": "inbound_fax", "caller_id_number": "+12125550111"}, "inbound_fax",
-      "not about a fax"),
+      "names no fax"),
      ({"event_name": "voicemail_new", "voicemail_box": "x"}, "voicemail_new", "not about a fax"),
      ({"event_name": "inbound_fax_error", "fax_id": "202401-x", "fax_error": "NO_ANSWER"},
       "inbound_fax_error", "could not receive an inbound fax (NO_ANSWER)")],
