@@ -24,7 +24,7 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
-from bridge.config import Config
+from bridge.config import Config, RedialRule
 from bridge.providers.registry import build_providers
 from tests.bridge_runner import BridgeThread
 from tests.helpers import wait_for
@@ -411,3 +411,68 @@ def test_a_send_whose_answer_was_lost_is_found_at_documo_and_adopted_not_sent_tw
     assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"
     body = report.get_body(preferencelist=("plain",))
     assert body is not None and "may get it twice" not in body.get_content()
+
+
+# -- Kazoo: what its own source says it answers --------------------------------------------
+@pytest.mark.parametrize("emulator", ["kazoo"], indirect=True)
+def test_a_kazoo_fax_whose_reply_was_lost_is_found_by_reference_not_sent_twice(
+    emulator: Any,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    tmp_path: Path,
+) -> None:
+    # Kazoo saves the job, then its 202 (the saved document, keyed `_id`) never arrives.
+    emulator.state.reply_delay_s = 1.0
+    config = provider_faxbox_config(make_config, emulator, timeout_s=0.5)
+    register_callbacks(config, emulator)
+    bridge = start_bridge(config)
+    send_scan(bridge, tmp_path)
+
+    job = submitted_job(bridge)
+
+    (fax_id,) = emulator.state.faxes_db
+    puts = [r for r in emulator.requests if r.method == "PUT" and r.path.endswith("/faxes")]
+    assert len(puts) == 1, "the fax went to Kazoo twice"
+    assert job["provider_fax_id"] == fax_id
+    details = [h["detail"] for h in job["history"]]
+    assert any(f"found at kazoo as {fax_id}" in d and "not sent again" in d for d in details)
+    assert emulator.complete(fax_id, "delivered").status_code == 200
+    assert final_job(bridge, TO)["status"] == "delivered"
+    (report,) = maildir_messages(bridge)
+    assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"
+
+
+@pytest.mark.parametrize("emulator", ["kazoo"], indirect=True)
+def test_kazoo_redials_a_busy_line_itself_and_the_report_counts_its_tries(
+    emulator: Any,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    tmp_path: Path,
+) -> None:
+    config = provider_faxbox_config(make_config, emulator)
+    box = config.faxboxes[0].model_copy(
+        update={
+            "redial": config.faxboxes[0].redial.model_copy(update={"busy": RedialRule(tries=3)})
+        }
+    )
+    config = config.model_copy(update={"faxboxes": [box]})
+    register_callbacks(config, emulator)
+    bridge = start_bridge(config)
+    send_scan(bridge, tmp_path)
+    job = submitted_job(bridge)
+    fax_id = job["provider_fax_id"]
+    assert emulator.job(fax_id)["retries"] == 3
+
+    assert emulator.complete(fax_id, "failed", "busy").status_code == 200
+
+    job = final_job(bridge, TO)
+    assert (job["status"], job["reason"], job["provider_code"]) == ("failed", "busy", "USER_BUSY")
+    assert emulator.outbox(fax_id)["attempts"] == 3
+    puts = [r for r in emulator.requests if r.method == "PUT" and r.path.endswith("/faxes")]
+    assert len(puts) == 1, "the bridge must not redial on top of Kazoo"
+    (report,) = maildir_messages(bridge)
+    body = report.get_body(("plain",))
+    assert body is not None
+    text = " ".join(body.get_content().split())
+    assert "busy on each of 3 tries (the fax service redialled by itself)" in text
+    assert "Tries: 3" in text
