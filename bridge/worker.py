@@ -142,6 +142,7 @@ class FaxWorker:
                 detail,
                 provider.config.status_poll_s,
                 provider_redials=provider.redials_natively,
+                round=job.round,
             )
             if result.status.rank > JobStatus.SUBMITTED.rank:
                 update = StatusUpdate(
@@ -197,6 +198,7 @@ class FaxWorker:
                 detail,
                 provider.config.status_poll_s,
                 provider_redials=provider.redials_natively,
+                round=job.round,
             )
             update = StatusUpdate(**{**found.__dict__, "job_id": job.id})
             if update.status.rank > JobStatus.SUBMITTED.rank:

@@ -25,12 +25,14 @@ import pytest
 from pypdf import PdfReader
 
 from bridge.config import Config, RedialRule
+from bridge.models import OutboundFax
 from bridge.providers.registry import build_providers
 from tests.bridge_runner import BridgeThread
 from tests.helpers import wait_for
 from tests.messages import make_pdf
 from tests.providers.emulators.mfax import MFaxHarness
 from tests.providers.harness import CallbackHTTP, RecordedRequest
+from tests.providers.pdfs import write_pdf
 from tests.test_end_to_end import final_job, maildir_messages
 
 pytestmark = pytest.mark.swaks
@@ -476,3 +478,35 @@ def test_kazoo_redials_a_busy_line_itself_and_the_report_counts_its_tries(
     text = " ".join(body.get_content().split())
     assert "busy on each of 3 tries (the fax service redialled by itself)" in text
     assert "Tries: 3" in text
+
+
+@pytest.mark.parametrize("emulator", ["kazoo"], indirect=True)
+def test_a_kazoo_webhook_for_a_fax_the_bridge_does_not_know_is_kept_not_refused(
+    provider_bridge: BridgeThread, emulator: Emulator, tmp_path: Path
+) -> None:
+    # Kazoo never sends a webhook again after a non-200 (webhooks_util.erl): a 404 loses it.
+    # A fax someone else sent on the same account (not through this bridge):
+    elsewhere = OutboundFax(
+        job_id="0190000000000abcdef",
+        to=TO,
+        caller_id="+12125550100",
+        document=write_pdf(tmp_path / "other.pdf", "OTHER"),
+        pages=1,
+        cover=None,
+        cover_pdf=None,
+        callback_url="",
+    )
+
+    async def send_elsewhere() -> str:
+        async with httpx.AsyncClient() as client:
+            adapter = build_providers(provider_bridge.config, client)["kazoo"]
+            return (await adapter.send(elsewhere)).provider_fax_id
+
+    fax_id = asyncio.run(send_elsewhere())
+
+    reply = emulator.post(emulator.status_callback(fax_id, "delivered"))
+
+    assert reply.status_code == 200
+    [kept] = provider_bridge.store.callbacks.recent(provider="kazoo")
+    assert "names no fax job of this bridge" in kept["reason"]
+    assert provider_bridge.store.jobs.recent(status="delivered") == []

@@ -17,7 +17,7 @@ from bridge.events import apply_status, record_inbound
 from bridge.http.api import API_DESCRIPTION, kazoo_api
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
-from bridge.models import CallbackRequest, InboundFax, UnclassifiedCallback
+from bridge.models import CallbackRequest, InboundFax, StatusUpdate, UnclassifiedCallback
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
@@ -71,8 +71,12 @@ def create_app(
             log.error("callback for %s: cannot fetch the document: %s", provider_name, exc)
             return JSONResponse({"error": "document not available yet"}, status_code=503)
         if not known:
-            # Ask the provider to try again later: the send may not be recorded yet.
-            return JSONResponse({"error": "unknown fax"}, status_code=404)
+            if provider.retries_refused_callbacks:
+                # Ask the provider to try again later: the send may not be recorded yet.
+                return JSONResponse({"error": "unknown fax"}, status_code=404)
+            # It would never come again: keep it, so nothing it said is lost.
+            for update in result.updates:
+                await _keep(store, provider_name, incoming, unmatched(update))
         return PlainTextResponse(result.reply_body)
 
     @app.get("/healthz")
@@ -95,6 +99,16 @@ async def _job_known(store: Store, provider: str, update: Any) -> bool:
 
 async def _inbound_known(store: Store, provider: str, fax: InboundFax) -> bool:
     return await asyncio.to_thread(store.inbound.known, provider, fax.provider_fax_id)
+
+
+def unmatched(update: StatusUpdate) -> UnclassifiedCallback:
+    return UnclassifiedCallback(
+        reason=f"status {update.status.value} for fax {update.provider_fax_id}, which names "
+        "no fax job of this bridge",
+        event=update.provider_code,
+        provider_fax_id=update.provider_fax_id or None,
+        job_id=update.job_id,
+    )
 
 
 def unowned(fax: InboundFax) -> UnclassifiedCallback:

@@ -69,6 +69,9 @@ class FaxProvider(ABC, Generic[ConfigT]):
     forgotten_grace_s: ClassVar[float] = 3600.0
     #: The provider refuses a fax without a caller ID (Kazoo's schema requires from_number).
     requires_caller_id: ClassVar[bool] = False
+    #: The provider sends a callback again when the bridge answers it with an error. Where it
+    #: does not (Kazoo), a callback naming no job yet is kept and answered 200 instead of 404.
+    retries_refused_callbacks: ClassVar[bool] = True
 
     def __init__(
         self, name: str, config: ConfigT, client: httpx.AsyncClient, context: ProviderContext

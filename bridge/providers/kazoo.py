@@ -82,6 +82,8 @@ class KazooProvider(KazooLookup):
     type = "kazoo"
     redials_natively = True
     requires_caller_id = True  # schemas/faxes.json requires from_number
+    # webhooks_util.erl: a non-200 reply is never retried (and six in a minute disable the hook)
+    retries_refused_callbacks = False
     # Kazoo keeps a finished job in the outbox until someone deletes it, and its webhooks are
     # retried for seconds only (webhooks_util:retry_hook), so nothing comes later: a fax gone
     # from both outgoing and outbox for 10 minutes (10 polls) was deleted.

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.models import FailureReason, JobStatus, RedialPolicy, StatusUpdate
+from bridge.models import FailureReason, JobStatus, Redial, RedialPolicy, StatusUpdate
 from bridge.store import outbox
 from bridge.store.db import Database, utcnow
 from bridge.store.job_upkeep import JobUpkeep, event
@@ -161,23 +161,29 @@ class Jobs(JobUpkeep):
         poll_after_s: float,
         *,
         provider_redials: bool = False,
+        round: int = 0,
     ) -> None:
-        """The provider has the fax (sent now, or found there by reconciliation): one dial."""
+        """The provider has this round's fax (sent now, or found by reconciliation).
+
+        A callback may have come first and already named the fax (`_apply` then counted the
+        dial); either way each round counts one dial. News of a later round (a redial queued
+        meanwhile) makes this a no-op.
+        """
         now = utcnow()
+        this_round = sa.and_(fax_jobs.c.id == job_id, fax_jobs.c.round == round)
         with self.db.begin() as conn:
             conn.execute(
                 fax_jobs.update()
-                .where(fax_jobs.c.id == job_id, fax_jobs.c.provider_fax_id.is_(None))
-                .values(provider_fax_id=provider_fax_id)
+                .where(this_round, fax_jobs.c.provider_fax_id.is_(None))
+                .values(provider_fax_id=provider_fax_id, dials=fax_jobs.c.dials + 1)
             )
             moved = conn.execute(
                 fax_jobs.update()
-                .where(fax_jobs.c.id == job_id, fax_jobs.c.status == JobStatus.SUBMITTING.value)
+                .where(this_round, fax_jobs.c.status == JobStatus.SUBMITTING.value)
                 .values(
                     status=JobStatus.SUBMITTED.value,
                     submitted_at=sa.func.coalesce(fax_jobs.c.submitted_at, now),
                     next_poll_at=now + timedelta(seconds=poll_after_s),
-                    dials=fax_jobs.c.dials + 1,
                     provider_redials=provider_redials,
                     reconcile=False,
                     forgotten_since=None,
@@ -279,11 +285,14 @@ class Jobs(JobUpkeep):
             current = JobStatus(job.status)
             if current.is_settled or update.status.rank <= current.rank:
                 return False
+            # News that names the fax before the worker recorded the send counts the dial.
+            adopting = bool(update.provider_fax_id) and not job.provider_fax_id
+            dials = job.dials + (1 if adopting else 0)
             if update.status is JobStatus.FAILED and current is not JobStatus.UNKNOWN:
                 rule = None if job.provider_redials else RedialPolicy.from_dict(job.redial)
                 redial = rule.for_reason(update.reason) if rule else None
-                if redial is not None and job.dials < redial.tries:
-                    self._redial(conn, job, update, detail, redial.tries, redial.interval_s)
+                if redial is not None and dials < redial.tries:
+                    self._redial(conn, job, update, detail, dials, redial)
                     return True
             values: dict[str, Any] = {
                 "status": update.status.value,
@@ -295,6 +304,8 @@ class Jobs(JobUpkeep):
                 # Matched by our own id: adopt the provider's newest id for this fax
                 # (Fax.Plus swaps its outbox id for a fax id once the fax is sent).
                 values["provider_fax_id"] = update.provider_fax_id
+            if adopting:
+                values["dials"] = dials
             if update.tries:
                 values["dials"] = update.tries
             if update.status is not JobStatus.UNKNOWN:
@@ -319,10 +330,11 @@ class Jobs(JobUpkeep):
         job: Any,
         update: StatusUpdate,
         detail: str,
-        tries: int,
-        interval_s: float,
+        dials: int,
+        redial: Redial,
     ) -> None:
         """A busy or unanswered line, with dials left: queue a new round after the interval."""
+        interval_s = redial.interval_s
         now = utcnow()
         conn.execute(
             fax_jobs.update()
@@ -331,6 +343,7 @@ class Jobs(JobUpkeep):
                 status=JobStatus.QUEUED.value,
                 round=job.round + 1,
                 attempts=0,
+                dials=dials,
                 provider_fax_id=None,
                 provider_code=update.provider_code or job.provider_code,
                 provider_text=update.provider_text or job.provider_text,
@@ -347,7 +360,7 @@ class Jobs(JobUpkeep):
             conn,
             job.id,
             JobStatus.QUEUED.value,
-            f"{detail}; {why} on dial {job.dials} of {tries}: "
+            f"{detail}; {why} on dial {dials} of {redial.tries}: "
             f"redialling in {_wait_words(interval_s)}",
             now,
         )
