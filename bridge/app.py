@@ -78,7 +78,7 @@ class Bridge:
     async def start(self) -> None:
         config = self.config
         config.storage.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(config.storage.url, config.storage.data_dir)
+        self.store = Store.for_config(config.storage)
         await asyncio.to_thread(self.store.create_schema)
         self.metrics = metrics.install(metrics.Metrics(self.store, config.providers))
 

@@ -114,7 +114,9 @@ class WorkerConfig(_Strict):
     max_attempts: int = Field(5, gt=0)
     backoff_s: float = Field(30, ge=0)
     max_backoff_s: float = Field(1800, ge=0)
-    lease_s: float = Field(300, gt=0)
+    # A claimed send is reserved this long, renewed every third of it while in flight; a dead
+    # peer's sends are taken over within one lease, a dead local process's at once.
+    lease_s: float = Field(30, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     # A job with no final word from its provider this long after it was accepted ends as
     # `unknown` (or `failed`, reason expired, if it never reached the provider).
@@ -162,6 +164,9 @@ class StorageConfig(_Strict):
     url: str = "sqlite:///./var/faxbridge.db"
     data_dir: Path = Path("./var")
     retention_days: int = Field(30, gt=0)
+    # Every database call gives up long before an SMTP client would (then: 451, try later).
+    connect_timeout_s: float = Field(5, gt=0)
+    statement_timeout_s: float = Field(10, ge=0)  # 0: none
 
 
 class RelayConfig(_Strict):
@@ -181,6 +186,9 @@ class MailConfig(_Strict):
     smtp: RelayConfig = RelayConfig()
     max_attempts: int = Field(10, gt=0)
     backoff_s: float = Field(30, ge=0)
+    # A mail being sent is reserved this long (more than the relay's timeout_s); after a crash
+    # it is sent again, byte for byte with the same Message-ID, once the lease is over.
+    lease_s: float = Field(60, gt=0)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge import logsetup
@@ -21,12 +20,17 @@ from bridge.config import Config
 from bridge.errors import PermanentProviderError, StorageError, TransientProviderError
 from bridge.events import apply_status
 from bridge.followup import FollowUp
+from bridge.leases import is_dead_local_owner, process_owner
 from bridge.models import FailureReason, JobStatus, Lookup, OutboundFax, StatusUpdate
 from bridge.outbound import adoptable, outbound_fax
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
+
+# After a crash mid-send, how long past the provider timeout to wait before asking whether the
+# provider took the fax after all.
+INFLIGHT_MARGIN_S = 5.0
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -47,14 +51,46 @@ class FaxWorker:
         self.store = store
         self.providers = providers
         self.wake = wake
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = process_owner()
         self.rng = random.Random()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], str] = {}  # send in flight → its job id
         self._stopping = asyncio.Event()
         self.followup = FollowUp(config, store, providers)
 
     async def run(self) -> None:
         settings = self.config.worker
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(), name="lease-renewal")
+        try:
+            await self._release_dead_leases()
+            await self._loop(settings)
+        finally:
+            heartbeat.cancel()
+
+    async def _release_dead_leases(self) -> None:
+        """Sends cut off when a bridge of this host died are claimed again now, not after
+        their lease; the provider is asked first (`reconcile`) whether it has them."""
+        try:
+            owners = await asyncio.to_thread(self.store.jobs.lease_owners)
+            dead = [owner for owner in owners if is_dead_local_owner(owner)]
+            released = await asyncio.to_thread(self.store.jobs.release_leases, dead)
+        except StorageError as exc:
+            log.error("worker cannot reach the store to free dead leases: %s", exc)
+            return
+        if released:
+            log.warning("%d send(s) of a stopped bridge (%s) claimed again", released, dead)
+
+    async def _heartbeat(self) -> None:
+        lease_s = self.config.worker.lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await asyncio.to_thread(
+                    self.store.jobs.renew_leases, self.owner, list(self._running.values()), lease_s
+                )
+            except StorageError as exc:
+                log.error("cannot renew the leases of sends in flight: %s", exc)
+
+    async def _loop(self, settings: Any) -> None:
         while not self._stopping.is_set():
             try:
                 await self._claim_and_start(settings.concurrency - len(self._running))
@@ -82,11 +118,11 @@ class FaxWorker:
         )
         for job in jobs:
             task = asyncio.get_running_loop().create_task(self._send(job))
-            self._running.add(task)
+            self._running[task] = job.id
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         self.wake.set()  # a slot is free
 
     async def _send(self, job: Any) -> None:
@@ -162,6 +198,23 @@ class FaxWorker:
     async def _reconciled(self, job: Any, provider: FaxProvider[Any], fax: OutboundFax) -> bool:
         """Ask the provider whether it already has this job's fax; True when nothing is to be
         sent now (a fax was adopted, or the question must wait)."""
+        started = await asyncio.to_thread(self.store.jobs.interrupted_send_started, job.id)
+        if started is not None:
+            # A send cut off by a crash may still be taken by the provider until it gives up
+            # on it too: ask only once that window (our timeout, and a margin) has passed.
+            ready = started + timedelta(seconds=provider.config.timeout_s + INFLIGHT_MARGIN_S)
+            wait_s = (ready - datetime.now(UTC)).total_seconds()
+            if wait_s > 0:
+                await self._finish(
+                    self.store.jobs.reschedule,
+                    job.id,
+                    wait_s,
+                    f"the interrupted send may still reach {provider.name}; asking it in "
+                    f"{wait_s:.0f} s whether it has the fax",
+                    refund=True,  # the claim that follows counts the one real try
+                    reconcile=True,
+                )
+                return True
         try:
             lookup = await provider.find(fax)
         except TransientProviderError as exc:
@@ -173,7 +226,7 @@ class FaxWorker:
                 delay,
                 f"cannot ask {provider.name} whether it has this fax ({exc.message}); "
                 f"asking again in {delay:.0f} s",
-                refund=True,
+                refund=started is None,  # a claim after a crash counted no attempt
                 reconcile=True,
             )
             return True

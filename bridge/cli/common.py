@@ -74,7 +74,7 @@ def open_store(config: Config) -> Store:
     from bridge.store import Store
 
     try:
-        store = Store(config.storage.url, config.storage.data_dir)
+        store = Store.for_config(config.storage)
         store.create_schema()
     except StorageError as exc:
         raise CommandError(

@@ -19,6 +19,7 @@ from bridge import metrics
 from bridge.config import Config
 from bridge.documents import merge_pdfs
 from bridge.errors import StorageError
+from bridge.leases import is_dead_local_owner, process_owner
 from bridge.models import FailureReason, JobStatus
 from bridge.notify.mailer import MailDeliveryError, Mailer
 from bridge.notify.reports import (
@@ -47,14 +48,20 @@ class MailWorker:
         self.mailer = mailer
         self.wake = wake
         self.rng = random.Random()
+        self.owner = process_owner()
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
+        await self._release_dead_leases()
+        lease_s = self.config.mail.lease_s
         while not self._stopping.is_set():
             try:
-                rows = await asyncio.to_thread(self.store.outbox.claim, 10, 300)
+                # One at a time: a lease covers one delivery, however slow the relay.
+                rows = await asyncio.to_thread(self.store.outbox.claim, 1, lease_s, self.owner)
                 for row in rows:
                     await asyncio.shield(self._deliver(row))
+                if rows:
+                    continue  # more may be due: no waiting between mails
             except StorageError as exc:
                 log.error("mail worker cannot reach the store: %s", exc)
             self.wake.clear()
@@ -66,6 +73,16 @@ class MailWorker:
     async def stop(self) -> None:
         self._stopping.set()
         self.wake.set()
+
+    async def _release_dead_leases(self) -> None:
+        """Mail a dead bridge of this host was sending goes out again now (same bytes)."""
+        try:
+            owners = await asyncio.to_thread(self.store.outbox.lease_owners)
+            dead = [owner for owner in owners if is_dead_local_owner(owner)]
+            if await asyncio.to_thread(self.store.outbox.release_leases, dead):
+                log.warning("mail of a stopped bridge (%s) is due again", dead)
+        except StorageError as exc:
+            log.error("mail worker cannot reach the store to free dead leases: %s", exc)
 
     async def _deliver(self, row: Any) -> None:
         try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from bridge.config import StorageConfig
 from bridge.store import retention
 from bridge.store.callback_log import CallbackLog
 from bridge.store.db import Database, new_id, utcnow
@@ -31,8 +32,20 @@ class PreviewRow:
 class Store:
     """One handle on every table; built once per process."""
 
-    def __init__(self, url: str, data_dir: Path) -> None:
-        self.db = Database(url, data_dir)
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        *,
+        connect_timeout_s: float = 5,
+        statement_timeout_s: float = 10,
+    ) -> None:
+        self.db = Database(
+            url,
+            data_dir,
+            connect_timeout_s=connect_timeout_s,
+            statement_timeout_s=statement_timeout_s,
+        )
         self.smtplog = SmtpLog(self.db)
         self.jobs = Jobs(self.db)
         self.inbound = Inbound(self.db)
@@ -54,6 +67,15 @@ class Store:
                 enqueue_rendered(
                     conn, "preview", preview.ref, preview.faxbox, [preview.to], preview.path
                 )
+
+    @classmethod
+    def for_config(cls, storage: StorageConfig) -> Store:
+        return cls(
+            storage.url,
+            storage.data_dir,
+            connect_timeout_s=storage.connect_timeout_s,
+            statement_timeout_s=storage.statement_timeout_s,
+        )
 
     def purge(self, retention_days: int) -> int:
         """Forget finished business older than the retention period, files included."""

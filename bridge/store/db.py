@@ -44,13 +44,22 @@ def _postgres_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(
+    url: str, *, connect_timeout_s: float = 5, statement_timeout_s: float = 10
+) -> Engine:
+    """An engine whose every call gives up well before an SMTP client does.
+
+    A 250 waits on a commit: a database that hangs must turn into a 451 within seconds (the
+    client then retries later), never hold the DATA reply until the client gives up.
+    `statement_timeout_s` 0 means none (migrations of a big database, say).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        busy_s = statement_timeout_s or 30.0
         engine = sa.create_engine(
-            _sqlite_url(url), connect_args={"timeout": 30, "check_same_thread": False}
+            _sqlite_url(url), connect_args={"timeout": busy_s, "check_same_thread": False}
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -60,7 +69,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")  # a 250 must survive a power cut
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_s * 1000)}")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -69,15 +78,41 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(_postgres_url(url), pool_pre_ping=True, pool_size=10)
+    engine = sa.create_engine(
+        _postgres_url(url),
+        pool_pre_ping=True,
+        pool_size=10,
+        pool_timeout=max(1.0, connect_timeout_s * 2),
+        connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+    )
+    if statement_timeout_s:
+
+        @sa.event.listens_for(engine, "connect")
+        def _set_timeouts(dbapi_conn: Any, _record: Any) -> None:
+            milliseconds = int(statement_timeout_s * 1000)
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {milliseconds}")
+                cursor.execute(f"SET lock_timeout = {milliseconds}")
+            dbapi_conn.commit()
+
+    return engine
 
 
 class Database:
     """An engine plus the data directory for the files rows point at."""
 
-    def __init__(self, url: str, data_dir: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        *,
+        connect_timeout_s: float = 5,
+        statement_timeout_s: float = 10,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(
+            url, connect_timeout_s=connect_timeout_s, statement_timeout_s=statement_timeout_s
+        )
         self.data_dir = Path(data_dir)
         self.is_postgres = self.engine.dialect.name == "postgresql"
 

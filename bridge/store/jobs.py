@@ -72,6 +72,7 @@ def job_record(row: sa.Row[Any] | dict[str, Any]) -> dict[str, Any]:
 
 
 _event = event
+INTERRUPTED = " again: the previous send was interrupted (the bridge stopped)"
 
 
 def concerns(job: Any, update: StatusUpdate) -> bool:
@@ -149,9 +150,68 @@ class Jobs(JobUpkeep):
             for row in rows:
                 detail = f"attempt {row.attempts}"
                 if row.id in crashed:
-                    detail += " again: the previous send was interrupted (the bridge stopped)"
+                    detail += INTERRUPTED
                 _event(conn, row.id, JobStatus.SUBMITTING.value, detail, now)
         return rows
+
+    def interrupted_send_started(self, job_id: str) -> datetime | None:
+        """When the send cut off by a crash began, if this claim follows one (else None)."""
+        query = (
+            job_events.select()
+            .where(
+                job_events.c.job_id == job_id,
+                job_events.c.status == JobStatus.SUBMITTING.value,
+            )
+            .order_by(job_events.c.id.desc())
+            .limit(2)
+        )
+        with self.db.begin() as conn:
+            latest = list(conn.execute(query).fetchall())
+        if len(latest) == 2 and latest[0].detail.endswith(INTERRUPTED):
+            at: datetime = latest[1].at
+            return at
+        return None
+
+    def renew_leases(self, owner: str, job_ids: list[str], lease_s: float) -> int:
+        """Keep the leases of sends still in flight: a slow send is never taken over."""
+        if not job_ids:
+            return 0
+        with self.db.begin() as conn:
+            return int(
+                conn.execute(
+                    fax_jobs.update()
+                    .where(
+                        fax_jobs.c.id.in_(job_ids),
+                        fax_jobs.c.lease_owner == owner,
+                        fax_jobs.c.status == JobStatus.SUBMITTING.value,
+                    )
+                    .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+                ).rowcount
+            )
+
+    def lease_owners(self) -> list[str]:
+        with self.db.begin() as conn:
+            query = sa.select(fax_jobs.c.lease_owner).where(
+                fax_jobs.c.status == JobStatus.SUBMITTING.value,
+                fax_jobs.c.lease_owner.is_not(None),
+            )
+            return [str(owner) for owner in conn.execute(query.distinct()).scalars()]
+
+    def release_leases(self, owners: list[str]) -> int:
+        """End now the leases of holders known to be dead (their sends are claimed again)."""
+        if not owners:
+            return 0
+        with self.db.begin() as conn:
+            return int(
+                conn.execute(
+                    fax_jobs.update()
+                    .where(
+                        fax_jobs.c.lease_owner.in_(owners),
+                        fax_jobs.c.status == JobStatus.SUBMITTING.value,
+                    )
+                    .values(lease_until=utcnow() - timedelta(seconds=1))
+                ).rowcount
+            )
 
     def record_submitted(
         self,

@@ -78,6 +78,10 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name == "postgresql":
             with conn.begin():
                 key = _lock_key(conn)
+                # No statement timeout for a migration: another bridge may hold the lock while
+                # it upgrades a big database.
+                conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+                conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
                 yield conn
             return

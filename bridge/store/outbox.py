@@ -80,7 +80,7 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim(self, limit: int, lease_s: float) -> list[sa.Row[Any]]:
+    def claim(self, limit: int, lease_s: float, owner: str | None = None) -> list[sa.Row[Any]]:
         now = utcnow()
         due = sa.and_(
             mail_outbox.c.status == "pending",
@@ -100,6 +100,7 @@ class Outbox:
                 .where(mail_outbox.c.id.in_(ids))
                 .values(
                     lease_until=now + timedelta(seconds=lease_s),
+                    lease_owner=owner,
                     attempts=mail_outbox.c.attempts + 1,
                     updated=now,
                 )
@@ -121,11 +122,33 @@ class Outbox:
             conn.execute(
                 mail_outbox.update()
                 .where(mail_outbox.c.id == mail_id)
-                .values(lease_until=None, updated=utcnow(), **values)
+                .values(lease_until=None, lease_owner=None, updated=utcnow(), **values)
             )
 
     def mark_sent(self, mail_id: str, detail: str) -> None:
         self._finish(mail_id, status="sent", sent_at=utcnow(), last_error=None)
+
+    def lease_owners(self) -> list[str]:
+        query = sa.select(mail_outbox.c.lease_owner).where(
+            mail_outbox.c.status == "pending",
+            mail_outbox.c.lease_owner.is_not(None),
+            mail_outbox.c.lease_until > utcnow(),
+        )
+        with self.db.begin() as conn:
+            return [str(owner) for owner in conn.execute(query.distinct()).scalars()]
+
+    def release_leases(self, owners: list[str]) -> int:
+        """A dead mailer's rows are due again at once (re-sent byte for byte: same Message-ID)."""
+        if not owners:
+            return 0
+        with self.db.begin() as conn:
+            return int(
+                conn.execute(
+                    mail_outbox.update()
+                    .where(mail_outbox.c.lease_owner.in_(owners), mail_outbox.c.status == "pending")
+                    .values(lease_until=None, lease_owner=None)
+                ).rowcount
+            )
 
     def mark_skipped(self, mail_id: str, why: str) -> None:
         self._finish(mail_id, status="skipped", last_error=why)

@@ -88,7 +88,7 @@ fax_jobs = sa.Table(
     sa.Column("round", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("next_poll_at", UTCDateTime),
-    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_owner", sa.String(128)),
     sa.Column("lease_until", UTCDateTime),
     sa.Column("created", UTCDateTime, nullable=False, index=True),
     sa.Column("updated", UTCDateTime, nullable=False),
@@ -173,5 +173,6 @@ mail_outbox = sa.Table(
     sa.Column("created", UTCDateTime, nullable=False, index=True),
     sa.Column("updated", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
+    sa.Column("lease_owner", sa.String(128)),  # revision 0005: host:pid:nonce of the mailer
     sa.UniqueConstraint("kind", "ref", name="uq_outbox_kind_ref"),
 )
