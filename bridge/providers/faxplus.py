@@ -20,12 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from bridge.config import FaxPlusConfig
-from bridge.errors import (
-    CallbackError,
-    PermanentProviderError,
-    ProviderError,
-    TransientProviderError,
-)
+from bridge.errors import CallbackError, PermanentProviderError, ProviderError
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
@@ -161,19 +156,9 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
         parts = [self.config.user_id, *rest]
         return "/accounts/" + "/".join(quote(p, safe="") for p in parts)
 
-    def raise_for_status(self, response: httpx.Response) -> None:
-        """Add the `description` Fax.Plus puts beside its terse `error` code."""
-        try:
-            super().raise_for_status(response)
-        except TransientProviderError as exc:
-            message = _with_description(exc.message, response)
-            raise TransientProviderError(
-                message, code=exc.code, retry_after_s=exc.retry_after_s
-            ) from None
-        except PermanentProviderError as exc:
-            raise PermanentProviderError(
-                _with_description(exc.message, response), code=exc.code
-            ) from None
+    def error_text(self, response: httpx.Response) -> str:
+        """Fax.Plus's terse `error` code with the `description` it puts beside it."""
+        return _with_description(super().error_text(response), response)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**self._headers(), **kwargs.pop("headers", {})}

@@ -37,13 +37,11 @@ from bridge.models import (
     StatusUpdate,
 )
 from bridge.providers.base import transmitted_pdf
-from bridge.providers.http import HTTPProvider, provider_message, retry_after_s
+from bridge.providers.http import HTTPProvider
 from bridge.providers.values import digits_only, from_epoch
 
 log = logging.getLogger(__name__)
 
-# "Please wait. You already have at least 200 transmissions …" carries no Retry-After.
-PENDING_LIMIT_BACKOFF_S = 60.0
 
 _PROGRESS: dict[str, tuple[JobStatus, str]] = {
     "P": (JobStatus.SUBMITTED, "Pending/converting"),
@@ -116,6 +114,9 @@ def status_update(record: dict[str, Any]) -> StatusUpdate:
 class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     type = "hellofax"
     default_base_url = "https://api.hellofax.com/v1"
+    # A 429 ("Please wait. You already have at least 200 transmissions …") names no wait of
+    # its own; the shared rule in HTTPProvider marks it rate-limited and waits this long.
+    rate_limit_wait_s = 60.0
 
     @property
     def _account(self) -> str:
@@ -124,17 +125,6 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("auth", httpx.BasicAuth(self.config.username, self.config.password))
         return await super().request(method, path, **kwargs)
-
-    def raise_for_status(self, response: httpx.Response) -> None:
-        if response.status_code == 429:
-            # Past 200 pending transmissions: wait for some to finish; never a failure.
-            wait_s = retry_after_s(response) or PENDING_LIMIT_BACKOFF_S
-            raise TransientProviderError(
-                f"{self.name}: HTTP 429: {provider_message(response)}",
-                code="429",
-                retry_after_s=wait_s,
-            )
-        super().raise_for_status(response)
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
