@@ -323,7 +323,9 @@ class FaxboxConfig(_Strict):
     caller_id: str | None = None
     default_region: str = "US"
     allowed_senders: list[str] = ["*"]
-    allowed_countries: list[int] | None = None  # None: the default region's country code
+    # ISO 3166 regions (`US`, `CA`) the faxbox may dial; None: its default region only. A bare
+    # calling code (`1`) is still read, but admits every country sharing it (check-config warns).
+    allowed_countries: list[str | int] | None = None
     allow_premium: bool = False
     cover_page: CoverPolicy = CoverPolicy.AUTO
     ignore_body_patterns: list[str] = []
@@ -354,6 +356,31 @@ class FaxboxConfig(_Strict):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a region phonenumbers knows (ISO 3166 code)")
         return region
+
+    @field_validator("allowed_countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> Any:
+        import phonenumbers
+
+        if not isinstance(value, list):
+            return value
+        out: list[str | int] = []
+        for item in value:
+            if isinstance(item, bool):  # YAML 1.1 reads an unquoted NO (Norway) as false
+                raise ValueError("write the region in quotes: YAML reads an unquoted NO as false")
+            if isinstance(item, int) or (
+                isinstance(item, str) and item.strip().lstrip("+").isdigit()
+            ):
+                code = int(str(item).strip().lstrip("+"))
+                if not phonenumbers.region_codes_for_country_code(code):
+                    raise ValueError(f"{item!r} is not a country calling code")
+                out.append(code)
+                continue
+            region = str(item).strip().upper()
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"{item!r} is not a region phonenumbers knows (ISO 3166 code)")
+            out.append(region)
+        return out
 
     _check_patterns = field_validator("ignore_body_patterns")(_regexes)
 

@@ -24,6 +24,9 @@ class Destination:
     e164: str
     country_code: int
     costly: bool  # premium-rate or shared-cost
+    # ISO 3166 region the number belongs to (`JM` for +1 876 …), `001` for non-geographic
+    # ranges (+800, +881 satellite …): calling code 1 alone is shared by 25 countries.
+    region: str = ""
 
 
 def parse_number(local_part: str, default_region: str) -> Destination:
@@ -47,6 +50,7 @@ def parse_number(local_part: str, default_region: str) -> Destination:
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
         country_code=int(number.country_code or 0),
         costly=phonenumbers.number_type(number) in _COSTLY,
+        region=phonenumbers.region_code_for_number(number) or "",
     )
 
 
@@ -70,16 +74,52 @@ def to_e164(number: str) -> str:
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
-def allowed_countries(faxbox: FaxboxConfig) -> set[int]:
+def allowed_countries(faxbox: FaxboxConfig) -> set[str | int]:
+    """Regions (and legacy bare calling codes) the faxbox may dial."""
     if faxbox.allowed_countries is not None:
         return set(faxbox.allowed_countries)
-    return {phonenumbers.country_code_for_region(faxbox.default_region)}
+    return {faxbox.default_region}
+
+
+def refusal_reason(destination: Destination, faxbox: FaxboxConfig) -> str | None:
+    """Why the faxbox may not dial `destination` (a sentence), or None when it may."""
+    if destination.costly and not faxbox.allow_premium:
+        return f"{destination.e164} is a premium-rate or shared-cost number"
+    allowed = allowed_countries(faxbox)
+    if destination.region in allowed or destination.country_code in allowed:
+        return None
+    return f"{country_name(destination)} is not among its allowed countries"
 
 
 def destination_allowed(destination: Destination, faxbox: FaxboxConfig) -> bool:
-    if destination.costly and not faxbox.allow_premium:
-        return False
-    return destination.country_code in allowed_countries(faxbox)
+    return refusal_reason(destination, faxbox) is None
+
+
+def country_name(destination: Destination) -> str:
+    """`Jamaica (JM)`; for a non-geographic range, `the non-geographic +881 range`."""
+    if not destination.region or destination.region == "001":
+        return f"the non-geographic +{destination.country_code} range"
+    from phonenumbers import geocoder
+
+    number = phonenumbers.parse(destination.e164, None)
+    name = geocoder.country_name_for_number(number, "en") or destination.region
+    return f"{name} ({destination.region})"
+
+
+def shared_calling_codes(faxbox: FaxboxConfig) -> list[str]:
+    """Warnings for bare calling codes in `allowed_countries` that several countries share."""
+    warnings = []
+    for entry in faxbox.allowed_countries or []:
+        if isinstance(entry, int):
+            regions = [r for r in phonenumbers.region_codes_for_country_code(entry) if r != "001"]
+            if len(regions) > 1:
+                shown = ", ".join(regions[:6]) + (" …" if len(regions) > 6 else "")
+                warnings.append(
+                    f"faxbox {faxbox.name!r}: allowed_countries {entry} is a calling code "
+                    f"shared by {len(regions)} countries ({shown}), so faxes may go to any of "
+                    f"them: name ISO regions instead, e.g. [{regions[0]}]"
+                )
+    return warnings
 
 
 def format_for_people(e164: str) -> str:

@@ -55,6 +55,44 @@ def test_check_config_warns_about_each_missing_converter(
     assert run_cli("check-config", config=config_file).ok().stderr == ""
 
 
+def _main_faxbox(**settings: object) -> list[dict[str, object]]:
+    return [{"name": "main", "domains": ["fax.localhost"], "provider": "sim", **settings}]
+
+
+def test_check_config_warns_that_a_calling_code_admits_every_country_sharing_it(
+    make_config: MakeConfig, config_file: Path
+) -> None:
+    make_config(faxboxes=_main_faxbox(allowed_countries=[1, 33]))
+
+    result = run_cli("check-config", config=config_file).ok()
+
+    assert result.stderr == (
+        "faxbridge: warning: faxbox 'main': allowed_countries 1 is a calling code shared by 25 "
+        "countries (US, AG, AI, AS, BB, BM …), so faxes may go to any of them: name ISO "
+        "regions instead, e.g. [US]\n"
+    )
+    make_config(faxboxes=_main_faxbox(allowed_countries=["US", "CA", "GB"]))
+    assert run_cli("check-config", config=config_file).ok().stderr == ""
+
+
+def test_allowed_countries_are_checked_as_regions_and_an_unquoted_no_is_explained(
+    tmp_path: Path, db_url: str, config_file: Path
+) -> None:
+    write_config(config_file, tmp_path, db_url, faxboxes=_main_faxbox(allowed_countries=["XX"]))
+    assert_error(
+        run_cli("check-config", config=config_file),
+        "faxboxes.0.allowed_countries",
+        "'XX' is not a region phonenumbers knows (ISO 3166 code)",
+    )
+    text = config_file.read_text(encoding="utf-8").replace("- XX", "- NO")
+    config_file.write_text(text, encoding="utf-8")  # Norway, as YAML 1.1 reads it: false
+    assert_error(
+        run_cli("check-config", config=config_file),
+        "faxboxes.0.allowed_countries",
+        "write the region in quotes: YAML reads an unquoted NO as false",
+    )
+
+
 def test_the_console_script_runs_the_same_cli(make_config: MakeConfig, config_file: Path) -> None:
     script = Path(sys.executable).with_name("faxbridge")
     if not script.exists():

@@ -58,14 +58,67 @@ def test_rcpt_local_part_that_is_no_number_is_refused(bridge: BridgeThread) -> N
 
 def test_rcpt_to_a_country_outside_allowed_countries_is_blocked(bridge: BridgeThread) -> None:
     reply = rcpt(bridge, "00442079460958@fax.localhost")
-    assert reply == "550 5.7.1 Faxing to +442079460958 is not allowed for faxbox main"
+    assert reply == (
+        "550 5.7.1 Faxing to +442079460958 is not allowed for faxbox main: "
+        "United Kingdom (GB) is not among its allowed countries"
+    )
     record = last_attempt(bridge)
     assert record["recipients"][0]["translated_number"] == "+442079460958"
 
 
+@pytest.mark.parametrize(
+    ("number", "country"),
+    [("18765550123", "Jamaica (JM)"), ("18092202000", "Dominican Republic (DO)")],
+)
+def test_calling_code_1_is_not_a_country_toll_fraud_destinations_are_refused(
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    number: str,
+    country: str,
+) -> None:
+    """+1 876 and +1 809 are dialled like US numbers, at many times the price."""
+    bridge = start_bridge(make_config(faxboxes=[_faxbox(allowed_countries=["US", "ca"])]))
+    assert rcpt(bridge, "12125550123@fax.localhost").startswith("250 2.1.5")
+    assert rcpt(bridge, "14165550123@fax.localhost").startswith("250 2.1.5")  # Toronto
+    assert rcpt(bridge, f"{number}@fax.localhost") == (
+        f"550 5.7.1 Faxing to +{number} is not allowed for faxbox main: "
+        f"{country} is not among its allowed countries"
+    )
+    record = last_attempt(bridge, outcome="rejected")
+    assert record["recipients"][0]["translated_number"] == f"+{number}"
+
+
+def test_by_default_only_the_faxbox_region_is_dialled(bridge: BridgeThread) -> None:
+    assert rcpt(bridge, "14165550123@fax.localhost") == (
+        "550 5.7.1 Faxing to +14165550123 is not allowed for faxbox main: "
+        "Canada (CA) is not among its allowed countries"
+    )
+
+
+def test_a_bare_calling_code_still_admits_all_of_its_countries(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    """Old configs keep working as written; check-config warns about them (test_cli_config)."""
+    bridge = start_bridge(make_config(faxboxes=[_faxbox(allowed_countries=[1])]))
+    assert rcpt(bridge, "18765550123@fax.localhost").startswith("250 2.1.5")
+
+
+def _faxbox(**settings: Any) -> dict[str, Any]:
+    return {
+        "name": "main",
+        "domains": ["fax.localhost"],
+        "provider": "sim",
+        "caller_id": "+12125550100",
+        **settings,
+    }
+
+
 def test_rcpt_to_a_premium_rate_number_is_blocked(bridge: BridgeThread) -> None:
     reply = rcpt(bridge, "19005550123@fax.localhost")
-    assert reply == "550 5.7.1 Faxing to +19005550123 is not allowed for faxbox main"
+    assert reply == (
+        "550 5.7.1 Faxing to +19005550123 is not allowed for faxbox main: "
+        "+19005550123 is a premium-rate or shared-cost number"
+    )
 
 
 def test_national_number_with_separators_uses_the_faxbox_region(bridge: BridgeThread) -> None:

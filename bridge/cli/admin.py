@@ -44,7 +44,12 @@ def check_config(args: argparse.Namespace) -> int:
     for cfg in config.providers.values():
         provider_class(cfg.type)
     _refuse_unusable_faxboxes(config)
-    for problem in converter_problems(config.documents):
+    from bridge.numbers import shared_calling_codes
+
+    warnings = list(converter_problems(config.documents))
+    for faxbox in config.faxboxes:
+        warnings += shared_calling_codes(faxbox)
+    for problem in warnings:
         print(f"faxbridge: warning: {problem}", file=sys.stderr)
     print(
         f"configuration OK: {len(config.faxboxes)} faxbox(es), "

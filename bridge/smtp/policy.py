@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import Config, FaxboxConfig
-from bridge.numbers import NumberError, destination_allowed, parse_number
+from bridge.numbers import NumberError, parse_number, refusal_reason
 
 NULL_SENDER_REPLY = "550 5.7.1 Mail from the null sender is not faxed"
 AUTO_SUBMITTED_REPLY = "550 5.7.1 Automatic replies are not faxed"
@@ -136,9 +136,10 @@ def decide_recipient(
             faxbox=faxbox.name,
             original_number=local,
         )
-    if not destination_allowed(destination, faxbox):
+    if refusal := refusal_reason(destination, faxbox):
         return RcptDecision(
-            f"550 5.7.1 Faxing to {destination.e164} is not allowed for faxbox {faxbox.name}",
+            f"550 5.7.1 Faxing to {destination.e164} is not allowed for faxbox {faxbox.name}: "
+            f"{refusal}",
             faxbox=faxbox.name,
             original_number=local,
             translated_number=destination.e164,
