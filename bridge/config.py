@@ -96,6 +96,9 @@ class SMTPConfig(_Strict):
     listen: str = "127.0.0.1:2525"
     hostname: str = "fax.localhost"
     max_message_bytes: int = Field(26_214_400, gt=0)
+    # Longest line (with its CRLF) taken in a message. RFC 5321 says 1000; scanners and
+    # scripts send longer ones, which Postfix accepts too, so the default is generous.
+    max_line_octets: int = Field(65_536, ge=1000)
     max_recipients: int = Field(50, gt=0)
     timeout_s: float = Field(300, gt=0)
     shutdown_grace_s: float = Field(30, gt=0)  # SIGTERM: how long open transactions may take

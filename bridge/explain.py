@@ -103,6 +103,8 @@ def _message(
     out: Explanation, config: Config, record: dict[str, Any], raw: bytes, converters: Converters
 ) -> None:
     out.say(f"The message was {len(raw)} bytes, subject {record['subject']!r}.")
+    for note in record.get("notes") or []:
+        out.say(f"On receipt: {note}.")
     if why := auto_submitted(raw):
         out.say(f"It is marked Auto-Submitted: {why}, so it is never faxed (no mail loops).")
         return

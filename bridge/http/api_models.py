@@ -63,6 +63,7 @@ class SmtpLogRecord(_Record):
     faxbox: str | None = None
     fax_ids: list[str] = []
     preview: bool = False  # a preview+<number> mail: answered with the fax, nothing sent
+    notes: list[str] = []  # what the bridge did to the message it took (bare LFs, repeats)
 
 
 class JobEvent(_Record):

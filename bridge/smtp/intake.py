@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-import re
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -34,13 +33,6 @@ from bridge.smtp.preview import preview_row
 from bridge.store import Attempt, NewJob, PreviewRow, Store, new_id
 
 log = logging.getLogger(__name__)
-
-# RFC 5321 §2.3.8: lines end in CRLF. A bare LF is how SMTP smuggling hides a second message
-# (`<LF>.<LF>`) from one server and shows it to another, so it is refused, as Postfix does.
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-BARE_LF_REPLY = (
-    "554 5.5.2 The message contains a bare line feed (LF without CR); SMTP lines must end in CRLF"
-)
 
 
 @dataclass(frozen=True)
@@ -109,11 +101,6 @@ class Intake:
         return reply
 
     async def _accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
-        if _BARE_LF.search(raw):
-            attempt.outcome = Outcome.REJECTED
-            reply = attempt.refuse(BARE_LF_REPLY)
-            await self._log_quietly(attempt)
-            return reply
         raw_path = f"messages/{attempt.created:%Y/%m/%d}/{attempt.id}.eml"
         attempt.raw_path = await asyncio.to_thread(self.store.db.write_file, raw_path, raw)
         if why := await asyncio.to_thread(auto_submitted, raw):

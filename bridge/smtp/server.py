@@ -15,13 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from bridge import logsetup, metrics
 from bridge.config import Config, split_host_port
 from bridge.errors import ConfigError, StorageError
 from bridge.models import Outcome
 from bridge.smtp.auth import THROTTLED_REPLY, Authenticator, in_networks
+from bridge.smtp.data import Data, read_data
 from bridge.smtp.intake import Intake
 from bridge.smtp.policy import (
     AUTH_REQUIRED_REPLY,
@@ -32,6 +33,7 @@ from bridge.smtp.policy import (
 )
 from bridge.smtp.tls import server_context
 from bridge.store import Attempt, Store, new_id
+from bridge.store.smtplog import reply_text
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +91,78 @@ class FaxSMTP(SMTP):
         self.raw_rcpt = raw_rcpt_address(arg)
         await super().smtp_RCPT(arg)
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with our reader (bridge.smtp.data): bare LF normalised like
+        Postfix, big reads, and RFC 3463 codes for what it refuses."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push(self._no_recipient_reply())
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
         self.in_data = True
         try:
-            await super().smtp_DATA(arg)
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            data = await read_data(
+                self._reader,
+                size_limit=self.data_size_limit,
+                max_line_octets=self.fax_handler.config.smtp.max_line_octets,
+                on_progress=self._reset_timeout,
+            )
+            if data is None:
+                return  # the client went away; connection_lost logs the attempt
+            await self._end_of_data(data)
         finally:
             self.in_data = False
         self._shut_down_if_idle()
+
+    async def _end_of_data(self, data: Data) -> None:
+        assert self.envelope is not None
+        refusal = None
+        if data.too_big:
+            refusal = self.size_reply
+        elif data.long_line is not None:
+            line = data.long_line
+            refusal = (
+                f"500 5.5.2 Line {line.number} of the message is {line.octets} octets long; "
+                f"this server takes at most {self.fax_handler.config.smtp.max_line_octets} per line"
+            )
+        if refusal is not None:
+            if self.attempt is not None:
+                self.attempt.size = data.size
+                self.attempt.refuse(refusal)
+                self.end_transaction(Outcome.REJECTED)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(refusal)
+            return
+        if data.bare_lf and self.attempt is not None:
+            self.attempt.notes.append(
+                f"{data.bare_lf} bare LF line ending(s) taken as CRLF, as Postfix's "
+                "smtpd_forbid_bare_newline = normalize does"
+            )
+        self.envelope.content = self.envelope.original_content = data.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _no_recipient_reply(self) -> str:
+        """DATA after every RCPT was refused: repeat the refusal that decided, not aiosmtpd's
+        bare `503 Error: need RCPT command`."""
+        if self.attempt is not None and self.attempt.reply:
+            return f"554 5.5.1 No valid recipients: {reply_text(self.attempt.reply)}"
+        return "503 5.5.1 Error: need RCPT command"
 
     # -- every reply ---------------------------------------------------------------------
     async def push(self, status: Any) -> None:
         text = status.decode() if isinstance(status, bytes) else str(status)
         if text.startswith("552 Error:"):  # aiosmtpd's size refusals (SIZE= and DATA)
             text = self.size_reply
-        elif text == "530 Must issue a STARTTLS command first":
-            text = "530 5.7.0 Must issue a STARTTLS command first"
+        else:
+            text = with_enhanced_code(text)
         if text[:1] in ("4", "5") and not text.startswith("421"):
             self._note_refusal(text)
         await super().push(text)
@@ -244,6 +303,34 @@ def raw_rcpt_address(arg: str | None) -> str | None:
         return None
     end = text.find(">")
     return text[1:end] if end > 0 else None
+
+
+# RFC 3463 codes for aiosmtpd's own replies that carry none, by reply code.
+_ENHANCED = {
+    "454": "4.7.0",
+    "500": "5.5.2",
+    "501": "5.5.4",
+    "502": "5.5.1",
+    "503": "5.5.1",
+    "504": "5.5.4",
+    "530": "5.7.0",
+    "550": "5.0.0",
+    "552": "5.3.4",
+    "553": "5.1.3",
+    "554": "5.0.0",
+}
+
+
+def with_enhanced_code(reply: str) -> str:
+    """`503 Error: need MAIL command` → `503 5.5.1 Error: need MAIL command`."""
+    code, _, text = reply.partition(" ")
+    enhanced = _ENHANCED.get(code)
+    if enhanced is None or not text:
+        return reply
+    first = text.split(" ", 1)[0]
+    if first.count(".") == 2 and first.replace(".", "").isdigit():
+        return reply  # it has one
+    return f"{code} {enhanced} {text}"
 
 
 def _peer(session: Session | None) -> str | None:

@@ -59,6 +59,9 @@ smtplog = sa.Table(
     sa.Column("raw_path", sa.Text),
     # A mail to preview+<number>@…: answered with the fax it would be (revision 0003).
     sa.Column("preview", sa.Boolean, nullable=False, server_default=sa.false()),
+    # What the bridge did to a message it took: bare LFs normalised, a repeat not faxed
+    # again (revision 0006).
+    sa.Column("notes", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
 )
 
 fax_jobs = sa.Table(

@@ -16,7 +16,7 @@ from bridge.store.schema import smtplog
 # Public record keys (the API and --json), in display order.
 RECORD_KEYS = (
     "id created finished peer helo tls auth_user from header_from recipients message_id subject "
-    "size attachments pages outcome reply error errors faxbox fax_ids preview"
+    "size attachments pages outcome reply error errors faxbox fax_ids preview notes"
 ).split()
 
 
@@ -48,10 +48,13 @@ class Attempt:
     fax_ids: list[str] = field(default_factory=list)
     raw_path: str | None = None
     preview: bool = False  # answered with a preview mail (to some or all recipients)
+    # What the bridge did to a message it did take: bare LFs normalised, a duplicate not
+    # faxed again … (sentences; revision 0006)
+    notes: list[str] = field(default_factory=list)
 
     def refuse(self, reply: str, sentence: str | None = None) -> str:
         """Note a refusal (the decisive one is the latest) and return the reply to send."""
-        why = sentence or reply.split(" ", 2)[-1]
+        why = sentence or reply_text(reply)
         self.errors.append(why)
         self.error = why
         self.reply = reply
@@ -62,6 +65,17 @@ class Attempt:
         values["outcome"] = self.outcome.value
         values["finished"] = self.finished or utcnow()
         return values
+
+
+def reply_text(reply: str) -> str:
+    """`454 4.7.0 TLS not available` → `TLS not available`: the code and the enhanced code
+    go, every word of the text stays."""
+    parts = reply.split(" ", 1)
+    text = parts[1] if len(parts) > 1 and parts[0][:3].isdigit() else reply
+    code, _, rest = text.partition(" ")
+    if rest and code.count(".") == 2 and all(p.isdigit() for p in code.split(".")):
+        return rest
+    return text
 
 
 def record_of(row: sa.Row[Any]) -> dict[str, Any]:
