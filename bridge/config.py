@@ -100,6 +100,9 @@ class SMTPConfig(_Strict):
     # scripts send longer ones, which Postfix accepts too, so the default is generous.
     max_line_octets: int = Field(65_536, ge=1000)
     max_recipients: int = Field(50, gt=0)
+    # A client that had no reply in time sends the message again, same Message-ID and body:
+    # within this window such a repeat is answered 250 and not faxed twice ("0" turns it off).
+    duplicate_window: Duration = 86_400.0
     timeout_s: float = Field(300, gt=0)
     shutdown_grace_s: float = Field(30, gt=0)  # SIGTERM: how long open transactions may take
     trusted_networks: list[str] = []

@@ -85,6 +85,27 @@ async def test_maildir_records_the_null_sender_and_all_recipients(tmp_path: Path
     assert parsed["X-Envelope-To"] == "a@example.com, b@example.com"
 
 
+async def test_maildir_delivers_the_same_stored_mail_once_however_often_it_is_sent(
+    tmp_path: Path,
+) -> None:
+    """A bridge killed after writing the file but before recording "sent" sends it again."""
+    mailer = MaildirMailer(tmp_path)
+    raw = as_smtp_bytes(message())
+    first = await mailer.send(raw, sender="", recipients=["a@example.com"])
+    again = await mailer.send(raw, sender="", recipients=["a@example.com"])
+    assert again == first
+    assert len(list((tmp_path / "new").iterdir())) == 1
+    # A mail reader moves what it has seen to cur/ and adds flags: still delivered.
+    seen = tmp_path / "cur" / f"{Path(first).name}:2,S"
+    Path(first).rename(seen)
+    assert await mailer.send(raw, sender="", recipients=["a@example.com"]) == str(seen)
+    assert list((tmp_path / "new").iterdir()) == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+    # Another message, or the same one to another envelope, is a mail of its own.
+    await mailer.send(raw, sender="", recipients=["b@example.com"])
+    assert len(list((tmp_path / "new").iterdir())) == 1
+
+
 async def test_maildir_that_cannot_be_written_is_a_transient_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(MailDeliveryError) as caught:

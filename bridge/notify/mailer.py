@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import hashlib
 import logging
-import mailbox
 import os
 import ssl
 from abc import ABC, abstractmethod
@@ -97,6 +97,11 @@ class MaildirMailer(Mailer):
     `mailbox` all read), preceded by `Return-Path:` and `X-Envelope-To:` lines, the way a local
     delivery agent records the envelope that otherwise would be lost. The file and its directory
     entry are fsynced before `send` returns, so "sent" survives a power cut.
+
+    Delivery is idempotent: the file is named after a digest of its bytes, and the outbox sends
+    a message's stored bytes unchanged on every try. A bridge killed between writing the file
+    and recording "sent" sends the mail again after its restart; that second delivery finds the
+    file (in `new/`, or in `cur/` once a reader has seen it) and writes nothing.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -118,16 +123,38 @@ class MaildirMailer(Mailer):
     def _deliver(self, data: bytes) -> str:
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = mailbox.Maildir(self.path, create=False).add(data)
-        final = self.path / "new" / key
-        with final.open("rb") as written:
-            os.fsync(written.fileno())
+        name = f"faxbridge-{hashlib.sha256(data).hexdigest()[:40]}"
+        final = self.path / "new" / name
+        earlier = self._delivered(name)
+        if earlier is not None:
+            log.info("mail already in the Maildir as %s: not written again", earlier)
+            return str(earlier)
+        temporary = self.path / "tmp" / f"{name}.{os.getpid()}"
+        with temporary.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, final)  # atomic, and refuses to replace a file already there
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
         directory = os.open(self.path / "new", os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
         return str(final)
+
+    def _delivered(self, name: str) -> Path | None:
+        """Where a message of this name already is: `new/name`, or `cur/name:2,<flags>`."""
+        if (self.path / "new" / name).exists():
+            return self.path / "new" / name
+        for seen in (self.path / "cur").glob(f"{name}*"):
+            if seen.name == name or seen.name.startswith(f"{name}:"):
+                return seen
+        return None
 
 
 class SMTPRelayMailer(Mailer):

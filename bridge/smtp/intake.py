@@ -12,9 +12,10 @@ import fnmatch
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from typing import Any
 
 from bridge.config import Config, FaxboxConfig
 from bridge.documents import (
@@ -30,6 +31,7 @@ from bridge.models import CoverNote, Outcome
 from bridge.numbers import format_for_people
 from bridge.smtp.policy import AUTO_SUBMITTED_REPLY, STORAGE_REPLY, Recipient
 from bridge.smtp.preview import preview_row
+from bridge.smtp.repeats import InFlight, repeat_key
 from bridge.store import Attempt, NewJob, PreviewRow, Store, new_id
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class Intake:
         self.pool = pool
         self.jobs_ready = asyncio.Event()
         self.converters = Converters.found()  # the bridge sets its managed LibreOffice here
+        self.in_flight = InFlight()
 
     async def _in_pool(self, func: object, *args: object) -> object:
         loop = asyncio.get_running_loop()
@@ -109,6 +112,42 @@ class Intake:
             await self._log_quietly(attempt)
             return reply
 
+        window = self.config.smtp.duplicate_window
+        key = repeat_key(raw, attempt.mail_from, (r.address for r in recipients))
+        if not window or key is None:
+            return await self._take(attempt, raw, recipients)
+        async with self.in_flight.hold(key):
+            since = attempt.created - timedelta(seconds=window)
+            earlier = await asyncio.to_thread(self.store.smtplog.first_accepted, key, since)
+            if earlier is not None:
+                return await self._repeat(attempt, earlier)
+            attempt.repeat_key = key
+            return await self._take(attempt, raw, recipients)
+
+    async def _repeat(self, attempt: Attempt, earlier: dict[str, Any]) -> str:
+        """Answer a repeat like the first copy was answered, and fax nothing."""
+        minutes = max(0, round((attempt.created - _aware(earlier["created"])).total_seconds() / 60))
+        attempt.message_id = earlier["message_id"]
+        attempt.subject = earlier["subject"]
+        attempt.header_from = earlier["header_from"]
+        attempt.faxbox = earlier["faxbox"]
+        attempt.pages = earlier["pages"]
+        attempt.fax_ids = []
+        attempt.outcome = Outcome.ACCEPTED
+        attempt.notes.append(
+            f"a repeat of attempt {earlier['id']} (same Message-ID, sender, recipients and "
+            f"body, {minutes} min earlier): not faxed again"
+        )
+        attempt.reply = (
+            f"250 2.0.0 Already queued as {earlier['id']} (a repeat of the same message; "
+            "not faxed again)"
+        )
+        attempt.finished = datetime.now(UTC)
+        await asyncio.to_thread(self.store.smtplog.insert, replace(attempt))
+        log.info("%s is a repeat of %s: not faxed again", attempt.id, earlier["id"])
+        return attempt.reply
+
+    async def _take(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
         faxboxes = {r.faxbox.name: r.faxbox for r in recipients}
         prepared: dict[str, PreparedDocument] = {}
         try:
@@ -256,6 +295,11 @@ class Intake:
             await asyncio.to_thread(self.store.smtplog.insert, replace(attempt))
         except StorageError as exc:
             log.error("%s could not be logged: %s", attempt.id, exc)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back naive (they are stored in UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _queued(jobs: list[NewJob], previews: list[PreviewRow]) -> str:

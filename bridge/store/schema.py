@@ -62,6 +62,9 @@ smtplog = sa.Table(
     # What the bridge did to a message it took: bare LFs normalised, a repeat not faxed
     # again (revision 0006).
     sa.Column("notes", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
+    # Digest of Message-ID, sender, recipients and body of an accepted message: a client's
+    # retry of a message it got no reply for is found by it (revision 0006).
+    sa.Column("repeat_key", sa.String(64), index=True),
 )
 
 fax_jobs = sa.Table(

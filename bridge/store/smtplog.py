@@ -51,6 +51,7 @@ class Attempt:
     # What the bridge did to a message it did take: bare LFs normalised, a duplicate not
     # faxed again … (sentences; revision 0006)
     notes: list[str] = field(default_factory=list)
+    repeat_key: str | None = None  # set on accepted messages (bridge.smtp.repeats)
 
     def refuse(self, reply: str, sentence: str | None = None) -> str:
         """Note a refusal (the decisive one is the latest) and return the reply to send."""
@@ -99,6 +100,19 @@ class SmtpLog:
     def get(self, attempt_id: str) -> dict[str, Any] | None:
         with self.db.begin() as conn:
             row = conn.execute(smtplog.select().where(smtplog.c.id == attempt_id)).first()
+        return record_of(row) if row else None
+
+    def first_accepted(self, repeat_key: str, since: datetime) -> dict[str, Any] | None:
+        """The earliest accepted attempt with `repeat_key` since `since`, if any."""
+        query = (
+            smtplog.select()
+            .where(smtplog.c.repeat_key == repeat_key, smtplog.c.created >= since)
+            .where(smtplog.c.outcome == "accepted")
+            .order_by(smtplog.c.created, smtplog.c.id)
+            .limit(1)
+        )
+        with self.db.begin() as conn:
+            row = conn.execute(query).first()
         return record_of(row) if row else None
 
     def raw_path(self, attempt_id: str) -> str | None:
