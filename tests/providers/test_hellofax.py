@@ -1,6 +1,6 @@
-"""HelloFax v1 specifics: the exact wire request, every status/error code, the 200-pending 429,
-deletion after completion, account callback registration. The shared behaviour is in
-test_contract.py."""
+"""HelloFax v1 specifics: the exact wire request, every status/error code (both pages' letters),
+callbacks kept when unreadable, the 200-pending 429, removal after sending. The shared behaviour
+is in test_contract.py; the account calls (check, lines, find) in test_hellofax_account.py."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 from bridge.errors import (
     CallbackAuthError,
     CallbackError,
-    ConfigError,
     PermanentProviderError,
     TransientProviderError,
 )
 from bridge.models import FailureReason, InboundFax, JobStatus
 from bridge.providers.base import FaxProvider
-from tests.providers.conftest import CALLBACK_TOKEN, PUBLIC_URL, MakeFax, MakeProvider, ToRequest
+from tests.providers.conftest import MakeFax, MakeProvider, ToRequest
+from tests.providers.emulators._hellofax_records import multipart
 from tests.providers.emulators.hellofax import (
     ACCOUNT_GUID,
     PASSWORD,
@@ -28,7 +28,7 @@ from tests.providers.emulators.hellofax import (
     Transmission,
     make_harness,
 )
-from tests.providers.harness import RecordedRequest
+from tests.providers.harness import CallbackHTTP, RecordedRequest
 from tests.providers.pdfs import make_pdf
 
 
@@ -127,25 +127,77 @@ async def test_every_status_and_error_code_maps_to_the_common_model(
     record = Transmission("a" * 40, "12125550123", "12125550100", [make_pdf("X")], {})
     record.status_code, record.error_code = status_code, error_code
 
-    result = await provider.parse_callback(
-        await to_request(harness.transaction_callback(record.as_json()))
-    )
+    result = await provider.parse_callback(await to_request(harness.transaction_callback(record)))
 
     [update] = result.updates
     assert (update.provider_fax_id, update.status, update.reason) == ("a" * 40, status, reason)
-    assert (update.provider_code, update.pages) == (raw, 1)
+    # The callback example bills 0 pages for a bad number: no pages, not "0 pages".
+    assert (update.provider_code, update.pages) == (raw, None if raw == "E/A" else 1)
     assert update.provider_text
     assert update.at is not None
 
 
-async def test_unknown_status_code_is_a_callback_error(
+async def test_unknown_status_code_is_kept_not_refused(
     harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
 ) -> None:
+    # Refusing it would only bring the same letter again (HelloFax retries for a day and more).
     record = Transmission("b" * 40, "12125550123", "12125550100", [], {}, status_code="X")
+
+    result = await provider.parse_callback(await to_request(harness.transaction_callback(record)))
+
+    assert (result.updates, result.inbound) == ([], [])
+    [kept] = result.unclassified
+    assert kept.provider_fax_id == "b" * 40
+    assert "StatusCode 'X'" in kept.reason
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [("busy", "E/R"), ("on_hold", "O"), ("no_answer", "E/N")],
+)
+async def test_the_send_pages_newer_letters_read_like_the_setup_pages(
+    harness: HelloFaxHarness,
+    provider: FaxProvider[Any],
+    make_fax: MakeFax,
+    to_request: ToRequest,
+    reason: str,
+    code: str,
+) -> None:
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.letters = "send"
+    try:
+        callback = harness.status_callback(guid, "failed", reason)
+    finally:
+        harness.letters = "setup"
+
+    [update] = (await provider.parse_callback(await to_request(callback))).updates
+
+    assert (update.status, update.reason, update.provider_code) == (
+        JobStatus.FAILED,
+        FailureReason(reason),
+        code,
+    )
+
+
+async def test_a_v3_style_event_at_the_v1_url_is_kept_with_its_name(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    result = await provider.parse_callback(await to_request(harness.unclassifiable_callback()))
+
+    assert (result.updates, result.inbound) == ([], [])
+    [kept] = result.unclassified
+    assert kept.event == "transmission_disconnected"
+    assert "v3 style event" in kept.reason
+
+
+async def test_a_callback_with_json_but_no_transaction_is_a_callback_error(
+    provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    body, content_type = multipart({"json": '{"Something": {}}'})
 
     with pytest.raises(CallbackError):
         await provider.parse_callback(
-            await to_request(harness.transaction_callback(record.as_json()))
+            await to_request(CallbackHTTP(headers={"content-type": content_type}, body=body))
         )
 
 
@@ -176,7 +228,7 @@ async def test_inbound_document_is_taken_from_any_file_part(
     record = Transmission(
         "e" * 40, "12125550100", "12125550199", [pdf], {}, status_code="S", is_inbound=True
     )
-    callback = harness.transaction_callback(record.as_json(), pdf, file_field="Attachment")
+    callback = harness.transaction_callback(record, pdf, file_field="Attachment")
 
     result = await provider.parse_callback(await to_request(callback))
 
@@ -190,15 +242,17 @@ async def test_inbound_document_is_taken_from_any_file_part(
     assert await provider.fetch_document(inbound) == pdf
 
 
-async def test_inbound_callback_without_document_is_a_callback_error(
+async def test_inbound_callback_without_document_is_kept_naming_the_fax(
     harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
 ) -> None:
     record = Transmission("f" * 40, "12125550100", "12125550199", [], {}, is_inbound=True)
 
-    with pytest.raises(CallbackError):
-        await provider.parse_callback(
-            await to_request(harness.transaction_callback(record.as_json()))
-        )
+    result = await provider.parse_callback(await to_request(harness.transaction_callback(record)))
+
+    assert (result.updates, result.inbound) == ([], [])
+    [kept] = result.unclassified
+    assert (kept.event, kept.provider_fax_id) == ("inbound", "f" * 40)
+    assert "from 12125550199 to 12125550100" in kept.reason
 
 
 async def test_fetch_without_a_document_says_hellofax_has_no_download(
@@ -209,7 +263,7 @@ async def test_fetch_without_a_document_says_hellofax_has_no_download(
 
 
 # -- status polling ------------------------------------------------------------------------
-async def test_status_follows_the_transmission_until_it_is_deleted(
+async def test_status_follows_the_transmission_until_it_is_removed(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
     guid = (await provider.send(make_fax())).provider_fax_id
@@ -217,13 +271,38 @@ async def test_status_follows_the_transmission_until_it_is_deleted(
     pending = await provider.status(guid)
     harness.set_status(guid, "T")
     sending = await provider.status(guid)
-    harness.status_callback(guid, "delivered")  # the final callback went out: deleted
+    harness.status_callback(guid, "delivered")  # sent, and its callback went out: removed
     gone = await provider.status(guid)
 
     assert pending is not None and pending.status is JobStatus.SUBMITTED
     assert sending is not None and sending.status is JobStatus.SENDING
-    assert gone is None
+    assert gone is None  # "forgotten", not failed
     assert harness.requests[-1].path == f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{guid}"
+
+
+async def test_a_failed_transmission_stays_readable_after_its_callback(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # SETUP note D removes only faxes "successfully sent".
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.status_callback(guid, "failed", "busy")
+
+    update = await provider.status(guid)
+
+    assert update is not None
+    assert (update.status, update.reason, update.provider_code) == (
+        JobStatus.FAILED,
+        FailureReason.BUSY,
+        "E/B",
+    )
+
+
+def test_a_forgotten_fax_waits_out_the_callback_retries_before_it_is_unknown(
+    provider: FaxProvider[Any], make_provider: MakeProvider
+) -> None:
+    # SETUP: retries 15 min … 16 h 30 apart, 34 h in all; the job must outlive them.
+    assert provider.forgotten_after_s() == 35 * 3600
+    assert make_provider(forgotten_grace_s=600).forgotten_after_s() == 600
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -238,7 +317,21 @@ async def test_past_the_pending_limit_is_a_transient_wait_of_a_minute(
         harness.state.pending_limit = 200
 
     assert caught.value.retry_after_s == 60
+    assert caught.value.rate_limited, "the 200-pending limit is a wait, never a failed try"
     assert "transmissions that are currently pending" in str(caught.value)
+
+
+async def test_a_send_answered_200_without_a_transmission_is_never_refused(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # HelloFax took the fax ("a 200 HTTP response"): the job must be looked up, not refused.
+    harness.fail_next(200, {"Status": "ok"})
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert caught.value.maybe_sent
+    assert not caught.value.rate_limited
 
 
 async def test_rate_limit_honours_retry_after_when_given(
@@ -273,40 +366,3 @@ async def test_wrong_password_is_permanent(make_provider: MakeProvider, make_fax
 
     with pytest.raises(PermanentProviderError, match="HTTP 401: Unauthorized"):
         await provider.send(make_fax())
-
-
-# -- account -------------------------------------------------------------------------------
-async def test_check_reads_the_account(
-    harness: HelloFaxHarness, provider: FaxProvider[Any]
-) -> None:
-    start = len(harness.requests)
-
-    description = await provider.check()
-
-    [request] = harness.requests[start:]
-    assert (request.method, request.path) == ("GET", f"/v1/Accounts/{ACCOUNT_GUID}")
-    assert ACCOUNT_GUID in description
-
-
-async def test_check_with_wrong_password_fails(make_provider: MakeProvider) -> None:
-    with pytest.raises(PermanentProviderError, match="401"):
-        await make_provider(password="wrong").check()
-
-
-async def test_setup_registers_both_account_callback_urls(
-    harness: HelloFaxHarness, provider: FaxProvider[Any]
-) -> None:
-    lines = await provider.setup()
-
-    expected = f"{PUBLIC_URL}/callbacks/hellofax?token={CALLBACK_TOKEN}"
-    assert harness.state.account["DefaultInboundFaxCallbackUrl"] == expected
-    assert harness.state.account["DefaultOutboundFaxCallbackUrl"] == expected
-    assert len(lines) == 2
-    assert not any(CALLBACK_TOKEN in line for line in lines)
-
-
-async def test_setup_without_callback_token_is_a_config_error(
-    make_provider: MakeProvider,
-) -> None:
-    with pytest.raises(ConfigError, match="callback_token"):
-        await make_provider(callback_token=None).setup()
