@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.errors import ConfigError, PermanentProviderError, TransientProviderError
 from bridge.providers.base import FaxProvider
+from tests.cli_runner import run_cli, write_config
 from tests.providers.conftest import CALLBACK_TOKEN, PUBLIC_URL, MakeFax, MakeProvider
 from tests.providers.emulators.hellofax import ACCOUNT_GUID, HelloFaxHarness, make_harness
 
@@ -184,3 +186,37 @@ async def test_find_when_rate_limited_asks_to_wait(
         await provider.find(make_fax())
 
     assert caught.value.rate_limited
+
+
+# -- `faxbridge providers check` as an admin runs it ---------------------------------------
+def test_providers_check_says_v1_is_legacy_and_checks_the_caller_id_against_faxlines(
+    harness: HelloFaxHarness, tmp_path: Path, db_url: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    box = {"domains": ["fax.localhost"], "provider": "hellofax", "default_region": "US"}
+    write_config(
+        path,
+        tmp_path,
+        db_url,
+        providers={"hellofax": harness.provider_config(CALLBACK_TOKEN)},
+        faxboxes=[
+            {**box, "name": "main", "caller_id": "+12125550100"},
+            {**box, "name": "other", "domains": ["b.localhost"], "caller_id": "+12125550177"},
+        ],
+    )
+    start = len(harness.requests)
+
+    result = run_cli("providers", "check", "hellofax", config=path).ok()
+
+    assert "HelloFax API v1 is legacy" in result.lines[0]
+    assert "no longer maintained" in result.lines[0]
+    assert result.lines[1:] == [
+        "faxbox main: caller ID +12125550100 is a fax line of the account",
+        "faxbox other: caller ID +12125550177 is NOT one of the account's fax lines "
+        "(+12125550100); the provider may refuse the faxes or send another number",
+    ]
+    paths = [(r.method, r.path) for r in harness.requests[start:]]
+    assert paths == [
+        ("GET", f"/v1/Accounts/{ACCOUNT_GUID}"),
+        ("GET", f"/v1/Accounts/{ACCOUNT_GUID}/FaxLines"),
+    ]
