@@ -29,6 +29,7 @@ from bridge.config import HelloFaxConfig
 from bridge.errors import (
     CallbackError,
     ConfigError,
+    NotSupportedByProvider,
     PermanentProviderError,
     TransientProviderError,
 )
@@ -239,6 +240,25 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
                 f"the one for {fax.provider_fax_id} carried no document"
             )
         return fax.document
+
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        """HelloFax v1 has no call that deletes a transmission; it removes a sent fax itself.
+
+        Done when HelloFax no longer has the fax; otherwise say what stays where (a failed
+        fax, and every received one, which "are available to view in your documents
+        screen")."""
+        if inbound:
+            raise NotSupportedByProvider(
+                f"{self.name}: HelloFax v1 has no call to delete a received fax; it stays in "
+                "the Documents screen of the HelloFax web app (delete it there)"
+            )
+        update = await self.status(provider_fax_id)
+        if update is None:
+            return  # removed by HelloFax once sent
+        raise NotSupportedByProvider(
+            f"{self.name}: HelloFax v1 has no call to delete a transmission, and keeps "
+            f"{provider_fax_id} ({update.provider_code}: {update.provider_text})"
+        )
 
     # -- account -------------------------------------------------------------------------
     async def fax_lines(self) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 from bridge.errors import (
     CallbackAuthError,
     CallbackError,
+    NotSupportedByProvider,
     PermanentProviderError,
     TransientProviderError,
 )
@@ -366,3 +367,44 @@ async def test_wrong_password_is_permanent(make_provider: MakeProvider, make_fax
 
     with pytest.raises(PermanentProviderError, match="HTTP 401: Unauthorized"):
         await provider.send(make_fax())
+
+
+# -- delete: nothing to call, so say what stays ----------------------------------------------
+async def test_delete_of_a_sent_fax_is_done_because_hellofax_removed_it(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.status_callback(guid, "delivered")
+    start = len(harness.requests)
+
+    await provider.delete(guid)
+
+    [asked] = harness.requests[start:]
+    assert (asked.method, asked.path) == (
+        "GET",
+        f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{guid}",
+    )
+
+
+async def test_delete_of_a_failed_fax_says_hellofax_keeps_it(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.status_callback(guid, "failed", "no_answer")
+
+    with pytest.raises(NotSupportedByProvider, match=f"keeps {guid} \\(E/N"):
+        await provider.delete(guid)
+
+    assert guid in harness.state.transmissions
+
+
+async def test_delete_of_a_received_fax_points_at_the_web_app(
+    provider: FaxProvider[Any],
+) -> None:
+    with pytest.raises(NotSupportedByProvider, match="Documents screen"):
+        await provider.delete("e" * 40, inbound=True)
+
+
+async def test_cancel_is_not_offered_by_the_v1_api(provider: FaxProvider[Any]) -> None:
+    with pytest.raises(NotSupportedByProvider, match="cannot cancel"):
+        await provider.cancel("e" * 40)
