@@ -116,6 +116,7 @@ def test_a_fax_hellofax_removed_while_its_callback_was_lost_ends_unknown_after_t
         return job if job["status"] == "unknown" else None
 
     job = wait_for(ended, timeout_s=30, what="the forgotten job to end as unknown")
+    assert job is not None
     assert job["reason"] == "expired"
     details = [h["detail"] for h in job["history"]]
     assert any(f"no longer knows fax {guid}" in d for d in details), details

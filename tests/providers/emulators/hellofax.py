@@ -204,13 +204,10 @@ class HelloFaxHarness(CallsBack):
     def __init__(self, state: HelloFaxState, recorder: Recorder, url: str) -> None:
         self.state = state
         self.recorder = recorder
+        self.requests: list[RecordedRequest] = recorder.requests  # the recorder's own list
         self.base_url = f"{url}/v1"
         # Which page's status letters callbacks use (SETUP: B/H; SEND: R/O).
         self.letters: Letters = "setup"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return self.recorder.requests
 
     def provider_config(self, callback_token: str) -> dict[str, Any]:
         return {
