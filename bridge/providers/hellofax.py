@@ -76,9 +76,10 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     # pending or transmitting.") names no wait of its own; the shared rule in HTTPProvider
     # marks it rate-limited and waits this long.
     rate_limit_wait_s = 60.0
-    # A sent fax is gone from the API at once; its callback is retried 15 min, 45 min, 1 h 30,
-    # 2 h 45, 4 h, 8 h 15 and 16 h 30 after the first try (setup page, "If your server is
-    # down"): read as intervals, the last comes 34 h later. Wait that long, and an hour more.
+    # A sent fax is gone from the API at once; its callback is retried on a schedule of 15 min,
+    # 45 min, 1 h 30, 2 h 45, 4 h, 8 h 15 and 16 h 30 (setup page, "If your server is down"):
+    # as offsets the last try is 16 h 30 after the first, as intervals 34 h. Wait for the
+    # longer reading, and an hour more, before the job ends as unknown.
     forgotten_grace_s = 35 * 3600.0
 
     @property
