@@ -115,7 +115,9 @@ def test_check_with_good_hellofax_credentials_names_the_account(
 
     assert result.stdout == (
         f"hellofax: credentials OK — HelloFax account {hellofax.ACCOUNT_GUID}: credentials "
-        "accepted (outbound callback URL not set)\n"
+        "accepted (outbound callback URL not set). Note: HelloFax API v1 is legacy: "
+        "help.dropbox.com says its endpoints are no longer maintained; Dropbox Sign's fax API v3 "
+        "(provider type dropboxsign) is its successor\n"
     )
     (request,) = hellofax_harness.requests
     assert (request.method, request.path) == ("GET", f"/v1/Accounts/{hellofax.ACCOUNT_GUID}")

@@ -1,19 +1,25 @@
-"""HelloFax / Dropbox Fax, legacy API v1 (seed 000, PROVIDERS.md "HelloFax").
+"""HelloFax / Dropbox Fax, legacy API v1 (help.dropbox.com v1 pages, seed 000, PROVIDERS.md).
 
-The API knows accounts (by GUID) and transmissions (by GUID). It renders its own cover page
-from `CoverPageTo`/`CoverPageFrom`/`CoverPageMessage`, so with a cover note we send the bare
-document and let HelloFax draw the cover. There is nowhere to echo our job id: callbacks are
-linked by the transmission GUID we stored as `provider_fax_id`.
+help.dropbox.com says "the v1 endpoints will no longer being maintained"; Dropbox Sign's fax API
+v3 (`type: dropboxsign`) is the successor. This adapter keeps existing accounts working and says
+so in `check()`.
 
-Two quirks shape this module: a 429 means "already 200 faxes pending", which is a reason to
-wait, never to fail; and a transmission is deleted once its final callback went out, so a 404
-from `status()` is not a failure (the callback is the source of truth).
+The API knows an account (by GUID), its fax lines and its transmissions (by GUID). It draws its
+own cover page from `CoverPageTo`/`CoverPageFrom`/`CoverPageMessage`, so with a cover note the
+bare document goes and HelloFax renders the cover. A transmission has no field that echoes our
+reference, so callbacks are linked by the GUID stored as `provider_fax_id`, and `find` can never
+be sure (a re-send is recorded as a possible duplicate).
+
+Three quirks shape this module: a 429 means "already 200 transmissions pending", a reason to
+wait, never to fail (the shared rule in `HTTPProvider`); a sent fax is removed once it has gone
+("not stored on our servers once the fax has successfully been sent"), so a 404 from `status()`
+is "forgotten", not failure, and the callback is the source of truth; and HelloFax has no
+redial, cancel or delete call for a transmission.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -23,111 +29,70 @@ from bridge.config import HelloFaxConfig
 from bridge.errors import (
     CallbackError,
     ConfigError,
+    NotSupportedByProvider,
     PermanentProviderError,
     TransientProviderError,
 )
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
-    FailureReason,
     InboundFax,
     JobStatus,
+    Lookup,
     OutboundFax,
     SendResult,
     StatusUpdate,
+    UnclassifiedCallback,
 )
 from bridge.providers.base import transmitted_pdf
+from bridge.providers.hellofax_wire import (
+    UnknownStatus,
+    callback_body,
+    fax_line_numbers,
+    is_inbound,
+    next_page,
+    status_update,
+    transaction,
+    transactions,
+    v3_event,
+)
 from bridge.providers.http import HTTPProvider
-from bridge.providers.values import digits_only, from_epoch
+from bridge.providers.values import as_int, digits_only, from_epoch
 
 log = logging.getLogger(__name__)
 
-
-_PROGRESS: dict[str, tuple[JobStatus, str]] = {
-    "P": (JobStatus.SUBMITTED, "Pending/converting"),
-    "T": (JobStatus.SENDING, "Transmitting"),
-    "S": (JobStatus.DELIVERED, "Successfully sent"),
-}
-# StatusCode H (newer docs: O): unconfirmed account or out of fax pages.
-_ON_HOLD = frozenset({"H", "O"})
-_ON_HOLD_TEXT = "On hold: the account is unconfirmed or out of fax pages"
-# ErrorCode, meaningful only with StatusCode E. B is R in newer docs.
-_ERRORS: dict[str, tuple[FailureReason, str]] = {
-    "B": (FailureReason.BUSY, "Received a busy signal"),
-    "R": (FailureReason.BUSY, "Received a busy signal"),
-    "N": (FailureReason.NO_ANSWER, "No answer"),
-    "A": (FailureReason.BAD_NUMBER, "Unallocated number"),
-    "D": (FailureReason.DISCONNECTED, "The line is disconnected or unreachable"),
-    "L": (FailureReason.BLOCKED_DESTINATION, "This number has been blacklisted"),
-    "U": (FailureReason.UNKNOWN, "Unknown error during the fax transmission"),
-}
-# E without an error code: the document failed to convert (PROVIDERS.md, inferred).
-_NO_ERROR_CODE = (FailureReason.FILE_ERROR, "Error: the document could not be converted")
-
-
-def _transmission(body: Any) -> dict[str, Any]:
-    """The one transmission in a response or callback, whatever it is wrapped in.
-
-    Responses say `Transmission`, callbacks `Transaction`; lists are accepted too."""
-    if isinstance(body, dict):
-        for key in ("Transaction", "Transmission", "Transmissions"):
-            if key in body:
-                return _transmission(body[key])
-        if "Guid" in body:
-            return body
-    if isinstance(body, list) and len(body) == 1:
-        return _transmission(body[0])
-    raise ValueError("no transmission with a Guid in it")
-
-
-def status_update(record: dict[str, Any]) -> StatusUpdate:
-    """A HelloFax transmission (response or callback) in the common status model."""
-    guid = str(record["Guid"])
-    code = str(record.get("StatusCode") or "").upper()
-    error = str(record.get("ErrorCode") or "").upper()
-    reason: FailureReason | None = None
-    if code in _PROGRESS:
-        status, text = _PROGRESS[code]
-        raw = code
-    elif code in _ON_HOLD:
-        status, reason, text, raw = JobStatus.FAILED, FailureReason.ON_HOLD, _ON_HOLD_TEXT, code
-    elif code == "E":
-        if error:
-            reason, text = _ERRORS.get(error, (FailureReason.UNKNOWN, f"Error code {error}"))
-        else:
-            reason, text = _NO_ERROR_CODE
-        status, raw = JobStatus.FAILED, f"E/{error}" if error else "E"
-    else:
-        raise ValueError(f"unknown StatusCode {code!r}")
-    pages = record.get("NumPagesBilled")
-    return StatusUpdate(
-        provider_fax_id=guid,
-        status=status,
-        reason=reason,
-        provider_code=raw,
-        provider_text=text,
-        pages=pages if isinstance(pages, int) and pages > 0 else None,
-        at=from_epoch(record.get("UpdatedAt")) or from_epoch(record.get("CreatedAt")),
-    )
+LEGACY_NOTICE = (
+    "HelloFax API v1 is legacy: help.dropbox.com says its endpoints are no longer maintained; "
+    "Dropbox Sign's fax API v3 (provider type dropboxsign) is its successor"
+)
+# `find` reads this many pages of `GET …/Transmissions` for in-flight faxes to the number.
+LIST_PAGE_SIZE, LIST_PAGES = 100, 3
 
 
 class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     type = "hellofax"
     default_base_url = "https://api.hellofax.com/v1"
-    # A 429 ("Please wait. You already have at least 200 transmissions …") names no wait of
-    # its own; the shared rule in HTTPProvider marks it rate-limited and waits this long.
+    # A 429 ("Please wait. You already have at least 200 transmissions that are currently
+    # pending or transmitting.") names no wait of its own; the shared rule in HTTPProvider
+    # marks it rate-limited and waits this long.
     rate_limit_wait_s = 60.0
+    # A sent fax is gone from the API at once; its callback is retried on a schedule of 15 min,
+    # 45 min, 1 h 30, 2 h 45, 4 h, 8 h 15 and 16 h 30 (setup page, "If your server is down"):
+    # as offsets the last try is 16 h 30 after the first, as intervals 34 h. Wait for the
+    # longer reading, and an hour more, before the job ends as unknown.
+    forgotten_grace_s = 35 * 3600.0
 
     @property
     def _account(self) -> str:
         return f"/Accounts/{self.config.account_guid}"
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("auth", httpx.BasicAuth(self.config.username, self.config.password))
-        return await super().request(method, path, **kwargs)
+        return await self.request(method, path, **kwargs)
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
+        # All digits, as the pages show To/From ("[phone number in all digits]").
         params = {"To": digits_only(fax.to)}
         if fax.caller_id:
             params["From"] = digits_only(fax.caller_id)
@@ -144,71 +109,129 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         else:
             document = await asyncio.to_thread(transmitted_pdf, fax)
         files = {"file": (f"{fax.job_id}.pdf", document, "application/pdf")}
-        response = await self.request(
+        response = await self.call(
             "POST", f"{self._account}/Transmissions", params=params, data=fields, files=files
         )
         try:
-            update = status_update(_transmission(response.json()))
+            update = status_update(transaction(response.json()))
         except (ValueError, KeyError) as exc:
-            raise PermanentProviderError(
-                f"{self.name}: unexpected answer to a send: {response.text[:200]}"
+            # A 200 means HelloFax has the fax: never report it refused for the answer's shape.
+            raise TransientProviderError(
+                f"{self.name}: a send was answered without a readable transmission: "
+                f"{response.text[:200]}",
+                maybe_sent=True,
             ) from exc
         log.info(
             "%s: job %s accepted as transmission %s", self.name, fax.job_id, update.provider_fax_id
         )
+        if update.status is JobStatus.FAILED:
+            # On hold (H/O) at once: the account cannot send. The job stays submitted until
+            # the poll or the callback brings the outcome with its reason.
+            log.warning(
+                "%s: transmission %s: %s", self.name, update.provider_fax_id, update.provider_text
+            )
         status = update.status if update.status is JobStatus.SENDING else JobStatus.SUBMITTED
         return SendResult(update.provider_fax_id, status=status, raw_status=update.provider_code)
 
+    # -- status and reconciliation -------------------------------------------------------
     async def status(
         self, provider_fax_id: str, *, job_id: str | None = None
     ) -> StatusUpdate | None:
+        """The transmission's status; None once HelloFax removed it (sent faxes go at once)."""
+        path = f"{self._account}/Transmissions/{provider_fax_id}"
+        response = await self.call_or_forgotten("GET", path)
+        if response is None:
+            return None
         try:
-            response = await self.request("GET", f"{self._account}/Transmissions/{provider_fax_id}")
-        except PermanentProviderError as exc:
-            if exc.code == "404":  # finished transmissions are deleted: ask the callbacks
-                return None
-            raise
-        try:
-            return status_update(_transmission(response.json()))
+            return status_update(transaction(response.json()))
         except (ValueError, KeyError) as exc:
             raise TransientProviderError(
                 f"{self.name}: unreadable transmission status: {response.text[:200]}"
             ) from exc
 
+    async def find(self, fax: OutboundFax) -> Lookup:
+        """Never certain: no transmission field echoes our reference, and sent ones are gone.
+
+        The in-flight transmissions to the same number are named in the detail, so whoever
+        reads the job's history can tell a duplicate from a first send."""
+        why = (
+            f"{self.name}: HelloFax v1 keeps no reference of ours on a transmission and removes "
+            "sent ones, so it cannot tell whether it already has this fax"
+        )
+        try:
+            candidates, complete = await self._in_flight_to(digits_only(fax.to))
+        except PermanentProviderError as exc:
+            return Lookup(certain=False, detail=f"{why} (listing failed: {exc.message})")
+        if candidates:
+            why += f"; in flight to {fax.to}: {', '.join(candidates)}"
+        if not complete:
+            why += f" (only the newest {LIST_PAGES * LIST_PAGE_SIZE} transmissions were read)"
+        return Lookup(certain=False, detail=why)
+
+    async def _in_flight_to(self, number: str) -> tuple[list[str], bool]:
+        """GUIDs of pending or transmitting faxes to `number`; whether every page was read."""
+        found: list[str] = []
+        for page in range(1, LIST_PAGES + 1):
+            params = {"Page": page, "PageSize": LIST_PAGE_SIZE}
+            response = await self.call("GET", f"{self._account}/Transmissions", params=params)
+            body = response.json()
+            for record in transactions(body):
+                outbound = not is_inbound(record) and digits_only(str(record.get("To"))) == number
+                if outbound and str(record.get("StatusCode") or "").upper() in {"P", "T"}:
+                    found.append(str(record["Guid"]))
+            if not next_page(body):
+                return found, True
+        return found, False
+
     # -- callbacks -----------------------------------------------------------------------
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         self.verify_callback_token(request)
-        raw = request.form.get("json")
-        if raw is None and request.content_type.startswith("application/json"):
-            raw = request.body.decode("utf-8", "replace")
-        if raw is None:
-            raise CallbackError("HelloFax callback without its `json` field")
+        body = callback_body(request)
+        event = v3_event(body)
+        if event is not None:
+            return _kept(
+                f"a Dropbox Sign v3 style event {event!r} (sent when a hellosign.com Account "
+                "Callback URL is set); the bridge reads HelloFax's v1 Transaction callbacks",
+                event,
+            )
         try:
-            record = _transmission(json.loads(raw))
-        except (ValueError, TypeError) as exc:
+            record = transaction(body)
+        except ValueError as exc:
             raise CallbackError(f"unreadable HelloFax callback: {exc}") from exc
-        if _is_inbound(record.get("IsInbound")):
-            return CallbackResult(inbound=[self._inbound(record, request)])
+        guid = str(record["Guid"])
+        if is_inbound(record):
+            return self._inbound(record, request)
         try:
             update = status_update(record)
-        except (ValueError, KeyError) as exc:
-            raise CallbackError(f"unreadable HelloFax callback: {exc}") from exc
+        except UnknownStatus as exc:
+            return _kept(f"a HelloFax callback for transmission {guid}: {exc}", None, guid)
         return CallbackResult(updates=[update])
 
-    def _inbound(self, record: dict[str, Any], request: CallbackRequest) -> InboundFax:
+    def _inbound(self, record: dict[str, Any], request: CallbackRequest) -> CallbackResult:
+        guid = str(record["Guid"])
         # The PDF rides along as a file part; its field name is not documented.
         document = next(iter(request.files.values()), None)
         if not document:
-            raise CallbackError("HelloFax inbound callback carries no document")
-        pages = record.get("NumPagesBilled")
-        return InboundFax(
-            provider_fax_id=str(record["Guid"]),
-            from_number=str(record.get("From") or ""),
-            to_number=str(record.get("To") or ""),
-            pages=pages if isinstance(pages, int) else None,
-            received=from_epoch(record.get("CreatedAt")),
-            document=document,
-            raw=dict(record),
+            # Kept, never dropped: HelloFax keeps faxes it POSTed in its "documents" screen.
+            return _kept(
+                f"HelloFax announced inbound fax {guid} from {record.get('From') or '?'} to "
+                f"{record.get('To') or '?'} without its document; it is in the Documents "
+                "screen of the HelloFax web app",
+                "inbound",
+                guid,
+            )
+        return CallbackResult(
+            inbound=[
+                InboundFax(
+                    provider_fax_id=guid,
+                    from_number=str(record.get("From") or ""),
+                    to_number=str(record.get("To") or ""),
+                    pages=as_int(record.get("NumPagesBilled")),
+                    received=from_epoch(record.get("CreatedAt")),
+                    document=document,
+                    raw=dict(record),
+                )
+            ]
         )
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
@@ -219,9 +242,35 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             )
         return fax.document
 
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        """HelloFax v1 has no call that deletes a transmission; it removes a sent fax itself.
+
+        Done when HelloFax no longer has the fax; otherwise say what stays where (a failed
+        fax, and every received one, which "are available to view in your documents
+        screen")."""
+        if inbound:
+            raise NotSupportedByProvider(
+                f"{self.name}: HelloFax v1 has no call to delete a received fax; it stays in "
+                "the Documents screen of the HelloFax web app (delete it there)"
+            )
+        update = await self.status(provider_fax_id)
+        if update is None:
+            return  # removed by HelloFax once sent
+        raise NotSupportedByProvider(
+            f"{self.name}: HelloFax v1 has no call to delete a transmission, and keeps "
+            f"{provider_fax_id} ({update.provider_code}: {update.provider_text})"
+        )
+
     # -- account -------------------------------------------------------------------------
+    async def fax_lines(self) -> list[str]:
+        """`GET …/FaxLines` (setup page); `…/FaxLine` as the v3 migration guide spells it."""
+        response = await self.call_or_forgotten("GET", f"{self._account}/FaxLines")
+        if response is None:
+            response = await self.call("GET", f"{self._account}/FaxLine")
+        return sorted(set(fax_line_numbers(response.json())))
+
     async def check(self) -> str:
-        response = await self.request("GET", self._account)
+        response = await self.call("GET", self._account)
         try:
             account = response.json()
             account = account.get("Account", account)
@@ -231,7 +280,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         hook = "set" if outbound else "not set"
         return (
             f"HelloFax account {self.config.account_guid}: credentials accepted "
-            f"(outbound callback URL {hook})"
+            f"(outbound callback URL {hook}). Note: {LEGACY_NOTICE}"
         )
 
     async def setup(self) -> list[str]:
@@ -241,7 +290,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
                 "because HelloFax signs nothing and the token is what proves a callback real"
             )
         url = self.callback_url()
-        await self.request(
+        await self.call(
             "POST",
             self._account,
             data={"DefaultInboundFaxCallbackUrl": url, "DefaultOutboundFaxCallbackUrl": url},
@@ -254,7 +303,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         ]
 
 
-def _is_inbound(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    return bool(value)
+def _kept(reason: str, event: str | None, guid: str | None = None) -> CallbackResult:
+    kept = UnclassifiedCallback(reason=reason, event=event, provider_fax_id=guid)
+    log.warning("hellofax: callback kept, not understood: %s", reason)
+    return CallbackResult(unclassified=[kept])

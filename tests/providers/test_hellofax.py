@@ -1,6 +1,6 @@
-"""HelloFax v1 specifics: the exact wire request, every status/error code, the 200-pending 429,
-deletion after completion, account callback registration. The shared behaviour is in
-test_contract.py."""
+"""HelloFax v1 specifics: the exact wire request, every status/error code (both pages' letters),
+callbacks kept when unreadable, the 200-pending 429, removal after sending. The shared behaviour
+is in test_contract.py; the account calls (check, lines, find) in test_hellofax_account.py."""
 
 from __future__ import annotations
 
@@ -11,25 +11,21 @@ from typing import Any
 import pytest
 
 from bridge.errors import (
-    CallbackAuthError,
-    CallbackError,
-    ConfigError,
+    NotSupportedByProvider,
     PermanentProviderError,
     TransientProviderError,
 )
-from bridge.models import FailureReason, InboundFax, JobStatus
+from bridge.models import FailureReason, JobStatus
 from bridge.providers.base import FaxProvider
-from tests.providers.conftest import CALLBACK_TOKEN, PUBLIC_URL, MakeFax, MakeProvider, ToRequest
+from tests.providers.conftest import MakeFax, MakeProvider
 from tests.providers.emulators.hellofax import (
     ACCOUNT_GUID,
     PASSWORD,
     USERNAME,
     HelloFaxHarness,
-    Transmission,
     make_harness,
 )
 from tests.providers.harness import RecordedRequest
-from tests.providers.pdfs import make_pdf
 
 
 @pytest.fixture(scope="module")
@@ -94,122 +90,8 @@ async def test_cover_note_goes_into_native_fields_and_our_cover_page_stays_out(
     assert harness.state.transmissions[result.provider_fax_id].pages == 2  # cover + document
 
 
-# -- callbacks -----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("status_code", "error_code", "status", "reason", "raw"),
-    [
-        ("P", None, JobStatus.SUBMITTED, None, "P"),
-        ("T", None, JobStatus.SENDING, None, "T"),
-        ("S", None, JobStatus.DELIVERED, None, "S"),
-        ("E", "B", JobStatus.FAILED, FailureReason.BUSY, "E/B"),
-        ("E", "R", JobStatus.FAILED, FailureReason.BUSY, "E/R"),
-        ("E", "N", JobStatus.FAILED, FailureReason.NO_ANSWER, "E/N"),
-        ("E", "A", JobStatus.FAILED, FailureReason.BAD_NUMBER, "E/A"),
-        ("E", "D", JobStatus.FAILED, FailureReason.DISCONNECTED, "E/D"),
-        ("E", "L", JobStatus.FAILED, FailureReason.BLOCKED_DESTINATION, "E/L"),
-        ("E", "U", JobStatus.FAILED, FailureReason.UNKNOWN, "E/U"),
-        ("E", "Z", JobStatus.FAILED, FailureReason.UNKNOWN, "E/Z"),
-        ("E", None, JobStatus.FAILED, FailureReason.FILE_ERROR, "E"),
-        ("H", None, JobStatus.FAILED, FailureReason.ON_HOLD, "H"),
-        ("O", None, JobStatus.FAILED, FailureReason.ON_HOLD, "O"),
-    ],
-)
-async def test_every_status_and_error_code_maps_to_the_common_model(
-    harness: HelloFaxHarness,
-    provider: FaxProvider[Any],
-    to_request: ToRequest,
-    status_code: str,
-    error_code: str | None,
-    status: JobStatus,
-    reason: FailureReason | None,
-    raw: str,
-) -> None:
-    record = Transmission("a" * 40, "12125550123", "12125550100", [make_pdf("X")], {})
-    record.status_code, record.error_code = status_code, error_code
-
-    result = await provider.parse_callback(
-        await to_request(harness.transaction_callback(record.as_json()))
-    )
-
-    [update] = result.updates
-    assert (update.provider_fax_id, update.status, update.reason) == ("a" * 40, status, reason)
-    assert (update.provider_code, update.pages) == (raw, 1)
-    assert update.provider_text
-    assert update.at is not None
-
-
-async def test_unknown_status_code_is_a_callback_error(
-    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    record = Transmission("b" * 40, "12125550123", "12125550100", [], {}, status_code="X")
-
-    with pytest.raises(CallbackError):
-        await provider.parse_callback(
-            await to_request(harness.transaction_callback(record.as_json()))
-        )
-
-
-async def test_callback_without_token_is_refused(
-    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    callback = harness.status_callback("c" * 40, "delivered")
-
-    with pytest.raises(CallbackAuthError):
-        await provider.parse_callback(await to_request(callback, token=None))
-
-
-async def test_callbacks_are_refused_when_no_token_is_configured(
-    harness: HelloFaxHarness, make_provider: MakeProvider, to_request: ToRequest
-) -> None:
-    provider = make_provider(callback_token=None)
-
-    with pytest.raises(CallbackAuthError):
-        await provider.parse_callback(
-            await to_request(harness.status_callback("d" * 40, "sending"))
-        )
-
-
-async def test_inbound_document_is_taken_from_any_file_part(
-    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    pdf = make_pdf("INBOUND", pages=2)
-    record = Transmission(
-        "e" * 40, "12125550100", "12125550199", [pdf], {}, status_code="S", is_inbound=True
-    )
-    callback = harness.transaction_callback(record.as_json(), pdf, file_field="Attachment")
-
-    result = await provider.parse_callback(await to_request(callback))
-
-    [inbound] = result.inbound
-    assert (inbound.provider_fax_id, inbound.from_number, inbound.to_number) == (
-        "e" * 40,
-        "12125550199",
-        "12125550100",
-    )
-    assert inbound.pages == 2
-    assert await provider.fetch_document(inbound) == pdf
-
-
-async def test_inbound_callback_without_document_is_a_callback_error(
-    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    record = Transmission("f" * 40, "12125550100", "12125550199", [], {}, is_inbound=True)
-
-    with pytest.raises(CallbackError):
-        await provider.parse_callback(
-            await to_request(harness.transaction_callback(record.as_json()))
-        )
-
-
-async def test_fetch_without_a_document_says_hellofax_has_no_download(
-    provider: FaxProvider[Any],
-) -> None:
-    with pytest.raises(PermanentProviderError, match="only inside the callback"):
-        await provider.fetch_document(InboundFax("g" * 40, "+12125550199", "+12125550100"))
-
-
 # -- status polling ------------------------------------------------------------------------
-async def test_status_follows_the_transmission_until_it_is_deleted(
+async def test_status_follows_the_transmission_until_it_is_removed(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
     guid = (await provider.send(make_fax())).provider_fax_id
@@ -217,13 +99,38 @@ async def test_status_follows_the_transmission_until_it_is_deleted(
     pending = await provider.status(guid)
     harness.set_status(guid, "T")
     sending = await provider.status(guid)
-    harness.status_callback(guid, "delivered")  # the final callback went out: deleted
+    harness.status_callback(guid, "delivered")  # sent, and its callback went out: removed
     gone = await provider.status(guid)
 
     assert pending is not None and pending.status is JobStatus.SUBMITTED
     assert sending is not None and sending.status is JobStatus.SENDING
-    assert gone is None
+    assert gone is None  # "forgotten", not failed
     assert harness.requests[-1].path == f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{guid}"
+
+
+async def test_a_failed_transmission_stays_readable_after_its_callback(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # SETUP note D removes only faxes "successfully sent".
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.status_callback(guid, "failed", "busy")
+
+    update = await provider.status(guid)
+
+    assert update is not None
+    assert (update.status, update.reason, update.provider_code) == (
+        JobStatus.FAILED,
+        FailureReason.BUSY,
+        "E/B",
+    )
+
+
+def test_a_forgotten_fax_waits_out_the_callback_retries_before_it_is_unknown(
+    provider: FaxProvider[Any], make_provider: MakeProvider
+) -> None:
+    # SETUP: retries 15 min … 16 h 30 apart, 34 h in all; the job must outlive them.
+    assert provider.forgotten_after_s() == 35 * 3600
+    assert make_provider(forgotten_grace_s=600).forgotten_after_s() == 600
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -238,7 +145,21 @@ async def test_past_the_pending_limit_is_a_transient_wait_of_a_minute(
         harness.state.pending_limit = 200
 
     assert caught.value.retry_after_s == 60
+    assert caught.value.rate_limited, "the 200-pending limit is a wait, never a failed try"
     assert "transmissions that are currently pending" in str(caught.value)
+
+
+async def test_a_send_answered_200_without_a_transmission_is_never_refused(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # HelloFax took the fax ("a 200 HTTP response"): the job must be looked up, not refused.
+    harness.fail_next(200, {"Status": "ok"})
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert caught.value.maybe_sent
+    assert not caught.value.rate_limited
 
 
 async def test_rate_limit_honours_retry_after_when_given(
@@ -275,38 +196,42 @@ async def test_wrong_password_is_permanent(make_provider: MakeProvider, make_fax
         await provider.send(make_fax())
 
 
-# -- account -------------------------------------------------------------------------------
-async def test_check_reads_the_account(
-    harness: HelloFaxHarness, provider: FaxProvider[Any]
+# -- delete: nothing to call, so say what stays ----------------------------------------------
+async def test_delete_of_a_sent_fax_is_done_because_hellofax_removed_it(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.status_callback(guid, "delivered")
     start = len(harness.requests)
 
-    description = await provider.check()
+    await provider.delete(guid)
 
-    [request] = harness.requests[start:]
-    assert (request.method, request.path) == ("GET", f"/v1/Accounts/{ACCOUNT_GUID}")
-    assert ACCOUNT_GUID in description
-
-
-async def test_check_with_wrong_password_fails(make_provider: MakeProvider) -> None:
-    with pytest.raises(PermanentProviderError, match="401"):
-        await make_provider(password="wrong").check()
+    [asked] = harness.requests[start:]
+    assert (asked.method, asked.path) == (
+        "GET",
+        f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{guid}",
+    )
 
 
-async def test_setup_registers_both_account_callback_urls(
-    harness: HelloFaxHarness, provider: FaxProvider[Any]
+async def test_delete_of_a_failed_fax_says_hellofax_keeps_it(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
-    lines = await provider.setup()
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.status_callback(guid, "failed", "no_answer")
 
-    expected = f"{PUBLIC_URL}/callbacks/hellofax?token={CALLBACK_TOKEN}"
-    assert harness.state.account["DefaultInboundFaxCallbackUrl"] == expected
-    assert harness.state.account["DefaultOutboundFaxCallbackUrl"] == expected
-    assert len(lines) == 2
-    assert not any(CALLBACK_TOKEN in line for line in lines)
+    with pytest.raises(NotSupportedByProvider, match=f"keeps {guid} \\(E/N"):
+        await provider.delete(guid)
+
+    assert guid in harness.state.transmissions
 
 
-async def test_setup_without_callback_token_is_a_config_error(
-    make_provider: MakeProvider,
+async def test_delete_of_a_received_fax_points_at_the_web_app(
+    provider: FaxProvider[Any],
 ) -> None:
-    with pytest.raises(ConfigError, match="callback_token"):
-        await make_provider(callback_token=None).setup()
+    with pytest.raises(NotSupportedByProvider, match="Documents screen"):
+        await provider.delete("e" * 40, inbound=True)
+
+
+async def test_cancel_is_not_offered_by_the_v1_api(provider: FaxProvider[Any]) -> None:
+    with pytest.raises(NotSupportedByProvider, match="cannot cancel"):
+        await provider.cancel("e" * 40)

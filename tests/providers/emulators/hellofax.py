@@ -1,26 +1,24 @@
-"""A HelloFax / Dropbox Fax v1 API on loopback, from seed 000 and PROVIDERS.md.
+"""A HelloFax / Dropbox Fax v1 API on loopback, rebuilt from the help.dropbox.com v1 pages.
 
-Faithful where the seed is explicit: Basic auth, `/v1/Accounts/{guid}` with its callback URL
-fields, `Transmissions?To=…&From=…` with `file`/`file[]`/`file[N]` parts and the `CoverPage*`
-fields, status codes T/P/S/E/H with error codes, the 429 past the pending limit, and the
-deletion of a transmission once its final callback went out (a later GET is 404).
-Inferred: the error body shape (`{"error": {"error_msg", "error_name"}}`, as in the rest of the
-HelloSign family) and the inbound callback's file part.
+Each route names the page it follows (SETUP, SEND, CALLBACKS, MIGRATION: see
+`_hellofax_records`). Faithful where the pages are explicit: Basic auth with the account's
+username and password, `/v1/Accounts/{guid}` and its two callback URL fields, `/FaxLines` with a
+`Number` per line, `Transmissions?To=…&From=…` with `file`, `file[]` or `file[N]` parts (and
+`To[N]` form fields), the `CoverPage*` fields, the `Transaction` record with its status letters,
+paging by `Page`/`PageSize` with `…PageUri` links, the 429 past 200 pending, and the removal of
+a fax once it has been sent successfully.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from pypdf import PdfReader
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -28,113 +26,41 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.providers.emulators._callbacks import CallsBack
+from tests.providers.emulators._hellofax_records import (
+    ACCOUNT_GUID,
+    FAILURE_CODES,
+    FAX_LINE,
+    PASSWORD,
+    PENDING_MESSAGE,
+    PROGRESS_CODES,
+    USERNAME,
+    HelloFaxState,
+    Letters,
+    Transmission,
+    error_body,
+    multipart,
+    v3_style_event,
+)
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
-USERNAME = "fax@example.com"
-PASSWORD = "s3cret-password"
-ACCOUNT_GUID = "15da1c48b10c96a903eb1bac3d592fbed24ebc35"
-FAX_LINE = "12125550100"
-PENDING_MESSAGE = (
-    "Please wait. You already have at least {limit} transmissions that are currently pending "
-    "or transmitting."
-)
-
-# Common model → (StatusCode, ErrorCode), per the PROVIDERS.md status table.
-PROGRESS_CODES = {"submitted": "P", "sending": "T", "delivered": "S"}
-FAILURE_CODES: dict[str, tuple[str, str | None]] = {
-    "busy": ("E", "B"),
-    "no_answer": ("E", "N"),
-    "bad_number": ("E", "A"),
-    "disconnected": ("E", "D"),
-    "blocked_destination": ("E", "L"),
-    "file_error": ("E", None),
-    "on_hold": ("H", None),
-    "unknown": ("E", "U"),
-}
+__all__ = [
+    "ACCOUNT_GUID",
+    "FAX_LINE",
+    "PASSWORD",
+    "USERNAME",
+    "HelloFaxHarness",
+    "HelloFaxState",
+    "Transmission",
+    "make_harness",
+]
 
 
 def error(status: int, message: str, name: str = "bad_request") -> JSONResponse:
-    return JSONResponse({"error": {"error_msg": message, "error_name": name}}, status_code=status)
-
-
-def multipart(
-    fields: dict[str, str], files: dict[str, tuple[str, bytes, str]] | None = None
-) -> tuple[bytes, str]:
-    """A multipart/form-data body as a provider's callback would carry it."""
-    boundary = secrets.token_hex(12)
-    chunks = []
-    for name, value in fields.items():
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-        chunks.append(head.encode() + value.encode() + b"\r\n")
-    for name, (filename, data, content_type) in (files or {}).items():
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
-        )
-        chunks.append(head.encode() + data + b"\r\n")
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
-
-
-def count_pages(data: bytes) -> int:
-    try:
-        return len(PdfReader(io.BytesIO(data)).pages)
-    except Exception:
-        return 1
-
-
-@dataclass
-class Transmission:
-    guid: str
-    to: str
-    from_: str
-    files: list[bytes]
-    cover: dict[str, str]
-    status_code: str = "P"
-    error_code: str | None = None
-    is_inbound: bool = False
-    created_at: int = field(default_factory=lambda: int(time.time()))
-    updated_at: int = field(default_factory=lambda: int(time.time()))
-    deleted: bool = False
-
-    @property
-    def pages(self) -> int:
-        return sum(count_pages(f) for f in self.files) + (1 if self.cover else 0)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "Guid": self.guid,
-            "To": self.to,
-            "From": self.from_,
-            "IsInbound": self.is_inbound,
-            "StatusCode": self.status_code,
-            "ErrorCode": self.error_code,
-            "CreatedAt": str(self.created_at),
-            "UpdatedAt": str(self.updated_at),
-            "Uri": f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{self.guid}",
-            "NumPagesBilled": self.pages,
-        }
-
-
-@dataclass
-class HelloFaxState:
-    pending_limit: int = 200
-    account: dict[str, Any] = field(
-        default_factory=lambda: {
-            "Guid": ACCOUNT_GUID,
-            "Uri": f"/v1/Accounts/{ACCOUNT_GUID}",
-            "EmailAddress": USERNAME,
-            "DefaultInboundFaxCallbackUrl": None,
-            "DefaultOutboundFaxCallbackUrl": None,
-        }
-    )
-    transmissions: dict[str, Transmission] = field(default_factory=dict)
-
-    def pending(self) -> int:
-        return sum(1 for t in self.transmissions.values() if t.status_code in {"P", "T"})
+    return JSONResponse(error_body(message, name), status_code=status)
 
 
 def _authorized(request: Request) -> bool:
+    # SETUP step 3: `curl -u "[your username]:[your password]"`, i.e. HTTP Basic.
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
@@ -146,6 +72,10 @@ def _authorized(request: Request) -> bool:
     return secrets.compare_digest(f"{user}:{password}", f"{USERNAME}:{PASSWORD}")
 
 
+def _page_uri(page: int, size: int) -> str:
+    return f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions?Page={page}&PageSize={size}"
+
+
 def build_app(state: HelloFaxState) -> Starlette:
     def guard(request: Request) -> Response | None:
         if not _authorized(request):
@@ -154,6 +84,9 @@ def build_app(state: HelloFaxState) -> Starlette:
             return error(404, "Account not found", "not_found")
         return None
 
+    # SETUP steps 3 and 4: GET answers "a JSON representation of your account settings"
+    # ([inferred] wrapper `Account`); POST sets DefaultInboundFaxCallbackUrl and
+    # DefaultOutboundFaxCallbackUrl as form fields (`curl -d`).
     async def account(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
@@ -164,12 +97,23 @@ def build_app(state: HelloFaxState) -> Starlette:
                         state.account[key] = str(form[key])
         return JSONResponse({"Account": state.account})
 
+    # SETUP step 5 and "List the FaxLines you have bought" (GET …/FaxLines); SEND note A: each
+    # line has a "Number"; SETUP's DELETE example names a line by ten digits. The list's
+    # wrapper is [inferred]. MIGRATION spells the path `/FaxLine` (served when asked).
     async def fax_lines(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
-        line = {"Number": FAX_LINE, "Uri": f"/v1/Accounts/{ACCOUNT_GUID}/FaxLines/{FAX_LINE}"}
+        if not request.url.path.endswith(f"/{state.fax_lines_path}"):
+            return error(404, "Not found", "not_found")
+        number = FAX_LINE[1:]  # ten digits, as in `FaxLines/2132935579`
+        line = {"Number": number, "Uri": f"/v1/Accounts/{ACCOUNT_GUID}/FaxLines/{number}"}
         return JSONResponse({"FaxLines": [line]})
 
+    # SETUP step 8 / SEND: `POST …/Transmissions?To=…[&From=…]` with `-F file=@…`; note B:
+    # `file[]`, `file[N]` and `To[N]` arrays; note C: CoverPageTo/From/Message; note E: the
+    # 429 past 200 pending. The answer holds the Transmission GUID (SETUP "How to check fax
+    # statuses" 1); its record is the `Transaction` CALLBACKS shows [inferred wrapper, as
+    # SETUP says the callback holds "everything you'd get in the response"].
     async def send(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
@@ -192,6 +136,7 @@ def build_app(state: HelloFaxState) -> Starlette:
         if not numbers:
             return error(400, "Missing required parameter: To")
         for number in numbers:
+            # "[phone number in all digits]" (SEND note B).
             if not number.isdigit() or len(number) < 10:
                 return error(400, f"Invalid fax number: {number}")
         if state.pending() + len(numbers) > state.pending_limit:
@@ -202,39 +147,51 @@ def build_app(state: HelloFaxState) -> Starlette:
             state.transmissions[guid] = Transmission(guid, number, sender, files, cover)
             created.append(state.transmissions[guid].as_json())
         if len(created) == 1:
-            return JSONResponse({"Transmission": created[0]})
-        return JSONResponse({"Transmissions": created})
+            return JSONResponse({"Transaction": created[0]})
+        return JSONResponse({"Transactions": created})
 
-    async def transmissions(request: Request) -> Response:
+    # SETUP "How to check fax statuses" 1: all transmissions when the GUID is left out, "paged
+    # … Page and PageSize … FirstPageUri, NextPageUri, PreviousPageUri, and LastPageUri". The
+    # list's key is [inferred].
+    async def listing(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
-        live = [t.as_json() for t in state.transmissions.values() if not t.deleted]
+        records = sorted(state.transmissions.values(), key=lambda t: t.created_at, reverse=True)
         page = max(1, int(request.query_params.get("Page", "1")))
         size = max(1, int(request.query_params.get("PageSize", "20")))
+        last = max(1, -(-len(records) // size))
         return JSONResponse(
             {
-                "Transmissions": live[(page - 1) * size : page * size],
+                "Transactions": [t.as_json() for t in records[(page - 1) * size : page * size]],
                 "Page": page,
                 "PageSize": size,
-                "NumPages": max(1, -(-len(live) // size)),
+                "NumPages": last,
+                "FirstPageUri": _page_uri(1, size),
+                "NextPageUri": _page_uri(page + 1, size) if page < last else None,
+                "PreviousPageUri": _page_uri(page - 1, size) if page > 1 else None,
+                "LastPageUri": _page_uri(last, size),
             }
         )
 
+    # SETUP "How to check fax statuses": GET …/Transmissions/[Transmission GUID]; the callback
+    # "contains everything you'd get in the response" to it, so it is the `Transaction`
+    # record. Gone once sent successfully (note D): 404.
     async def transmission(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
         found = state.transmissions.get(request.path_params["guid"])
-        if found is None or found.deleted:
+        if found is None:
             return error(404, "Transmission not found", "not_found")
-        return JSONResponse({"Transmission": found.as_json()})
+        return JSONResponse({"Transaction": found.as_json()})
 
     base = "/v1/Accounts/{account}"
     return Starlette(
         routes=[
             Route(base, account, methods=["GET", "POST"]),
             Route(f"{base}/FaxLines", fax_lines, methods=["GET"]),
+            Route(f"{base}/FaxLine", fax_lines, methods=["GET"]),
             Route(f"{base}/Transmissions", send, methods=["POST"]),
-            Route(f"{base}/Transmissions", transmissions, methods=["GET"]),
+            Route(f"{base}/Transmissions", listing, methods=["GET"]),
             Route(f"{base}/Transmissions/{{guid}}", transmission, methods=["GET"]),
         ]
     )
@@ -242,16 +199,15 @@ def build_app(state: HelloFaxState) -> Starlette:
 
 class HelloFaxHarness(CallsBack):
     provider_type = "hellofax"
-    supported_failures = tuple(FAILURE_CODES)
+    supported_failures = tuple(FAILURE_CODES["setup"])
 
     def __init__(self, state: HelloFaxState, recorder: Recorder, url: str) -> None:
         self.state = state
         self.recorder = recorder
+        self.requests: list[RecordedRequest] = recorder.requests  # the recorder's own list
         self.base_url = f"{url}/v1"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return self.recorder.requests
+        # Which page's status letters callbacks use (SETUP: B/H; SEND: R/O).
+        self.letters: Letters = "setup"
 
     def provider_config(self, callback_token: str) -> dict[str, Any]:
         return {
@@ -266,14 +222,19 @@ class HelloFaxHarness(CallsBack):
     def fail_next(
         self, status: int, body: Any = None, headers: dict[str, str] | None = None, count: int = 1
     ) -> None:
-        # HelloFax's 429 names the pending limit and carries no rate-limit header.
+        # SETUP note E: HelloFax's 429 carries only its message; no rate-limit header.
         self.recorder.fail_next(status, body, headers, count)
 
     def hang_next(self, seconds: float) -> None:
         self.recorder.hang_next(seconds)
 
     def error_body(self, message: str) -> Any:
-        return {"error": {"error_msg": message, "error_name": "bad_request"}}
+        return error_body(message)
+
+    def codes(self, status: str, reason: str | None = None) -> tuple[str, str | None]:
+        if status == "failed":
+            return FAILURE_CODES[self.letters][reason or "unknown"]
+        return PROGRESS_CODES[status], None
 
     def set_status(self, guid: str, status_code: str, error_code: str | None = None) -> None:
         found = self.state.transmissions[guid]
@@ -281,11 +242,12 @@ class HelloFaxHarness(CallsBack):
         found.updated_at = int(time.time())
 
     def settle(self, guid: str, status: str, reason: str | None = None) -> None:
-        """The transmission ends without a callback reaching anyone (polling sees it)."""
-        if status == "failed":
-            self.set_status(guid, *FAILURE_CODES[reason or "unknown"])
-        else:
-            self.set_status(guid, PROGRESS_CODES[status])
+        """The transmission ends but its callback reaches nobody (polling sees it)."""
+        self.set_status(guid, *self.codes(status, reason))
+
+    def forget(self, guid: str) -> None:
+        """HelloFax removed the fax (sent) and its callback never reached the bridge."""
+        self.state.transmissions.pop(guid, None)
 
     def registered_callback_url(self, inbound: bool) -> str | None:
         """The account's callback URL (`POST /Accounts/{guid}`, as `providers setup` sets it)."""
@@ -294,28 +256,27 @@ class HelloFaxHarness(CallsBack):
         return str(url) if url else None
 
     def transaction_callback(
-        self, record: dict[str, Any], pdf: bytes | None = None, file_field: str = "file"
+        self, record: Transmission, pdf: bytes | None = None, file_field: str = "file"
     ) -> CallbackHTTP:
-        """The multipart POST HelloFax makes: one field `json` (plus the PDF if inbound)."""
+        """CALLBACKS: a multipart POST with one field `json` (plus the PDF if inbound; that
+        part's name is [inferred], so tests vary it)."""
         files = {file_field: ("fax.pdf", pdf, "application/pdf")} if pdf is not None else None
-        body, content_type = multipart({"json": json.dumps({"Transaction": record})}, files)
+        body, content_type = multipart({"json": record.callback_json()}, files)
         return CallbackHTTP(headers={"content-type": content_type}, body=body)
 
     def status_callback(
         self, provider_fax_id: str, status: str, reason: str | None = None
     ) -> CallbackHTTP:
-        if status == "failed":
-            code, error_code = FAILURE_CODES[reason or "unknown"]
-        else:
-            code, error_code = PROGRESS_CODES[status], None
+        # SETUP step 8: a POST to the callback URL "once the fax's StatusCode becomes E … or
+        # S"; the emulator also reports P and T for the contract suite.
         found = self.state.transmissions.get(provider_fax_id)
         if found is None:
             found = Transmission(provider_fax_id, "12125550123", FAX_LINE, [], {})
-        found.status_code, found.error_code = code, error_code
+        found.status_code, found.error_code = self.codes(status, reason)
         found.updated_at = int(time.time())
-        if code in {"S", "E"}:
-            found.deleted = True  # gone from the API once the final callback went out
-        return self.transaction_callback(found.as_json())
+        callback = self.transaction_callback(found)
+        self.state.remove_if_sent(provider_fax_id)
+        return callback
 
     def inbound_callback(self, from_number: str, to_number: str, pdf: bytes) -> CallbackHTTP:
         received = Transmission(
@@ -327,7 +288,14 @@ class HelloFaxHarness(CallsBack):
             status_code="S",
             is_inbound=True,
         )
-        return self.transaction_callback(received.as_json(), pdf)
+        # SETUP note D: received faxes stay on HelloFax's servers.
+        self.state.transmissions[received.guid] = received
+        return self.transaction_callback(received, pdf)
+
+    def unclassifiable_callback(self) -> CallbackHTTP:
+        """CALLBACKS' v3 style event, which names no v1 Transaction."""
+        body, content_type = multipart({"json": json.dumps(v3_style_event())})
+        return CallbackHTTP(headers={"content-type": content_type}, body=body)
 
     def forged(self, callback: CallbackHTTP) -> CallbackHTTP:
         return CallbackHTTP(callback.headers, callback.body, {**callback.query, "token": "forged"})
