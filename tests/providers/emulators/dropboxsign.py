@@ -9,6 +9,7 @@ sources say nothing, each route says what it chose.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -109,6 +110,7 @@ class DropboxSignState:
     base_url: str = ""
     faxes: dict[str, Fax] = field(default_factory=dict)
     lines: list[str] = field(default_factory=lambda: list(FAX_LINES))
+    answer_delay_s: float = 0.0  # the next send is kept at once, but answered this much later
 
 
 def _authorized(request: Request) -> bool:
@@ -182,6 +184,9 @@ def build_app(state: DropboxSignState) -> Starlette:
             test_mode=str(fields.get("test_mode", "0")).lower() in {"1", "true"},
         )
         state.faxes[fax.fax_id] = fax
+        if state.answer_delay_s:
+            delay, state.answer_delay_s = state.answer_delay_s, 0.0
+            await asyncio.sleep(delay)
         return answer({"fax": fax.as_json()})
 
     # GET and DELETE /fax/{fax_id} (faxGet 200 FaxGetResponse; faxDelete 204, no body;
@@ -290,6 +295,10 @@ class DropboxSignHarness(CallsBack):
 
     def hang_next(self, seconds: float) -> None:
         self.recorder.hang_next(seconds)
+
+    def answer_late(self, seconds: float) -> None:
+        """The next send is accepted at once, but its answer comes `seconds` later."""
+        self.state.answer_delay_s = seconds
 
     def error_body(self, message: str) -> Any:
         return {"error": {"error_msg": message, "error_name": "bad_request"}}
