@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -154,7 +155,9 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         found.sort(key=lambda pair: pair[0], reverse=True)
         return Lookup(faxes=tuple(update for _, update in found))
 
-    def _update(self, fax: Transmission, event_type: str = "") -> StatusUpdate | None:
+    def _update(
+        self, fax: Transmission, event_type: str = "", at: datetime | None = None
+    ) -> StatusUpdate | None:
         """A fax record or callback object in the common model, or None when it says nothing
         the bridge can act on. Its status code first; else the flags the official callback
         sample carries (`has_error`, `is_complete`)."""
@@ -182,7 +185,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             reason=reason,
             provider_code=provider_code,
             provider_text=text,
-            at=from_epoch(first.get("sent_at")) or from_epoch(fax.record.get("created_at")),
+            at=from_epoch(first.get("sent_at")) or at or from_epoch(fax.record.get("created_at")),
         )
         return linked(update, [fax.record.get("title"), fax.record.get("original_title")])
 
@@ -213,7 +216,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         event_type = str(event.get("event_type") or "")
         given = str(event.get("event_hash") or "")
         expected = event_hash(self.config.api_key, event_time, event_type)
-        if not given or not hmac_equal(expected, given):
+        if not given or not _hmac_equal(expected, given):
             raise CallbackAuthError("Dropbox Sign callback with a missing or wrong event_hash")
         fax = transmission_of(payload)
         if fax is None:
@@ -222,7 +225,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             return _kept(f"has a {fax.key} object that names no fax", event_type)
         if self._is_inbound(fax, event_type):
             return await self._inbound(fax, event_type, event_time)
-        update = self._update(fax, event_type)
+        update = self._update(fax, event_type, at=from_epoch(event_time))
         if update is None:
             why = f"status {fax.status_code or 'missing'}, no has_error or is_complete flag"
             return _kept(
@@ -240,7 +243,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             return False
         if names_inbound(event_type):
             return True
-        return e164(fax.numbers()[1]) in self.context.inbound_numbers
+        return fax.numbers()[1] in self.context.inbound_numbers
 
     async def _inbound(self, fax: Transmission, event_type: str, event_time: str) -> CallbackResult:
         fax_id = str(fax.fax_id)
@@ -256,7 +259,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
                 event_type,
                 fax,
             )
-        caller, called = (e164(n) for n in fax.numbers())
+        caller, called = fax.numbers()
         if not (caller and called):
             # The callback names no numbers (or only an e-mail address); the record may.
             try:
@@ -266,7 +269,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             record = _fax_record(response) if response is not None else None
             if record is not None:
                 their_caller, their_called = Transmission(record, "fax").numbers()
-                caller, called = caller or e164(their_caller), called or e164(their_called)
+                caller, called = caller or their_caller, called or their_called
         inbound = InboundFax(
             provider_fax_id=fax_id,
             from_number=caller,
@@ -295,12 +298,14 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             "  1. Sign in at https://app.hellofax.com/home/myAccount?current_tab=api",
             f"  2. Set the fax API callback URL to {self.callback_url()}",
             f"  3. Send a test: the bridge answers {REPLY_BODY!r}.",
+            "(help.dropbox.com notes that an account callback URL set on app.hellosign.com,",
+            " or with PUT /v3/account callback_url, receives the fax events too.)",
             "Callbacks are verified by their event_hash (HMAC with the API key); "
             "no callback_token is needed.",
         ]
 
 
-def hmac_equal(expected: str, given: str) -> bool:
+def _hmac_equal(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
 
 

@@ -143,11 +143,13 @@ class Transmission:
         return None
 
     def numbers(self) -> tuple[str, str]:
-        """(caller, called) as given: `sender`/`from` and `recipient`/`to`."""
+        """(caller, called) in E.164, "" where unknown: the first of `sender`/`from` and of
+        `recipient`/`to` that is a phone number (an e-mail address never is)."""
         first = self.legs[0] if self.legs else {}
-        caller = first.get("sender") or self.record.get("from") or self.record.get("sender")
-        called = first.get("recipient") or self.record.get("recipient") or self.record.get("to")
-        return str(caller or ""), str(called or "")
+        record = self.record
+        caller = _first_number(first.get("sender"), record.get("from"), record.get("sender"))
+        called = _first_number(first.get("recipient"), record.get("recipient"), record.get("to"))
+        return caller, called
 
     def direction(self) -> str | None:
         """ "inbound"/"outbound" where the object says so itself; None where it does not."""
@@ -189,6 +191,10 @@ def e164(value: Any) -> str:
         if phonenumbers.is_possible_number(parsed):
             return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return f"+{digits}"
+
+
+def _first_number(*values: Any) -> str:
+    return next((number for number in map(e164, values) if number), "")
 
 
 def answer_json(body: Any, key: str) -> dict[str, Any] | None:

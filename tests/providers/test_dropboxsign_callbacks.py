@@ -108,7 +108,7 @@ async def test_the_official_transmission_disconnected_sample_fails_the_job_as_di
     assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.DISCONNECTED)
     assert (update.job_id, update.round) == (fax.job_id, 0)
     assert update.provider_code == "transmission_disconnected"
-    assert update.at is not None
+    assert update.at is not None and update.at.timestamp() == 1738001529  # the event_time
     assert (result.unclassified, result.reply_body) == ([], REPLY)
 
 
@@ -301,3 +301,21 @@ async def test_a_failed_inbound_fax_is_kept_not_dropped(
     assert result.inbound == [] and result.updates == []
     [kept] = result.unclassified
     assert kept.provider_fax_id == fax.fax_id and "inbound" in kept.reason
+
+
+async def test_an_email_sender_is_passed_over_for_the_number_in_from(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    # test_fixtures/FaxResponse.json has a `from` number beside `sender`. The event_hash
+    # signs only event_time + event_type, so the object may be edited.
+    fax = Fax("0f" * 20, "12125550100", "someone@example.com", [make_pdf("IN")], harness.base_url)
+    fax.status_code = "success"
+    payload = _payload(events.fax_callback(API_KEY, fax, "transmission_received"))
+    payload["transmission"]["from"] = "14155557068"
+    start = len(harness.requests)
+
+    result = await provider.parse_callback(await to_request(events.as_callback(payload)))
+
+    [inbound] = result.inbound
+    assert (inbound.from_number, inbound.to_number) == ("+14155557068", "+12125550100")
+    assert harness.requests[start:] == []  # both numbers known: nothing looked up
