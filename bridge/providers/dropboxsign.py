@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bridge.config import DropboxSignConfig
-from bridge.errors import CallbackAuthError, CallbackError, PermanentProviderError, ProviderError
+from bridge.errors import CallbackAuthError, CallbackError, ProviderError, TransientProviderError
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
@@ -101,8 +101,13 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         found = Transmission(record, "fax") if record is not None else None
         fax_id = found.fax_id if found is not None else None
         if found is None or fax_id is None:
-            raise PermanentProviderError(
-                f"{self.name}: unexpected answer to a send: {response.text[:200]}"
+            # Dropbox Sign has the fax (2xx) but we cannot name it: never call it refused; the
+            # next try looks it up by its title before anything is sent again.
+            raise TransientProviderError(
+                f"{self.name}: Dropbox Sign accepted the fax (HTTP {response.status_code}) but "
+                f"its answer names no fax_id: {response.text[:200]}",
+                code=str(response.status_code),
+                maybe_sent=True,
             )
         update = self._update(found)
         log.info("%s: job %s accepted as fax %s", self.name, fax.reference, fax_id)
@@ -122,7 +127,7 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
             return None
         record = _fax_record(response)
         if record is None:
-            raise PermanentProviderError(f"{self.name}: unreadable fax record {provider_fax_id}")
+            raise TransientProviderError(f"{self.name}: unreadable fax record {provider_fax_id}")
         update = self._update(Transmission(record, "fax"))
         if update is None:  # a record without a status code: accepted, nothing more known
             return StatusUpdate(provider_fax_id, JobStatus.SUBMITTED, provider_code="unknown")

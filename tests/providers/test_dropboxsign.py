@@ -253,6 +253,18 @@ async def test_rate_limit_waits_until_x_ratelimit_reset_and_is_no_attempt(
     assert "Too many requests." in str(caught.value)
 
 
+async def test_a_send_answered_200_without_a_fax_id_may_be_sent_never_refused(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    harness.fail_next(200, {"fax": {"title": "faxbridge job x"}})
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert caught.value.maybe_sent  # the worker asks `find` before sending again
+    assert not caught.value.rate_limited
+
+
 async def test_invalid_recipient_is_permanent_with_the_api_message(
     provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
