@@ -264,6 +264,9 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
                 event_type,
                 fax,
             )
+        if outcome is not None and outcome[0] is not JobStatus.DELIVERED:
+            # Still arriving (`transmitting`): mailed once a callback says it is complete.
+            return _kept(f"tells of inbound fax {fax_id} still arriving ({code})", event_type, fax)
         caller, called = fax.numbers()
         if not (caller and called):
             # The callback names no numbers (or only an e-mail address); the record may.

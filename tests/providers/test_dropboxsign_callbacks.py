@@ -288,11 +288,12 @@ async def test_an_inbound_senders_email_address_is_never_the_callers_number(
     assert [r.path for r in harness.requests[start:]] == [f"/v3/fax/{fax.fax_id}"]
 
 
-async def test_a_failed_inbound_fax_is_kept_not_dropped(
-    harness: DropboxSignHarness, provider: FaxProvider[Any], to_request: ToRequest
+@pytest.mark.parametrize("status_code", ["error_could_not_fax", "transmitting"])
+async def test_an_inbound_fax_not_received_whole_is_kept_not_mailed(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], to_request: ToRequest, status_code: str
 ) -> None:
     fax = Fax("ef" * 20, "12125550100", "12125550199", [], harness.base_url)
-    fax.status_code = "error_could_not_fax"
+    fax.status_code = status_code
 
     result = await provider.parse_callback(
         await to_request(events.fax_callback(API_KEY, fax, "transmission_received"))
