@@ -47,14 +47,14 @@ DELIVERED_CODES = {
     "hellofax": "S",
     "faxplus": "success",
     "kazoo": "outbound_fax",
-    "dropboxsign": "fax_sent",
+    "dropboxsign": "success",
     "mfax": "success",
 }
 BUSY_CODES = {
     "hellofax": "E/B",
     "faxplus": "failed_user_busy",
     "kazoo": "USER_BUSY",
-    "dropboxsign": "fax_busy",
+    "dropboxsign": "error_busy",
     "mfax": "486",
 }
 # Kazoo has no cover fields: the bridge's own cover page goes out as page 1.
@@ -137,7 +137,7 @@ WIRE_NUMBERS = {
     "hellofax": "12125550123",
     "faxplus": TO,
     "kazoo": TO,
-    "dropboxsign": "12125550123",
+    "dropboxsign": TO,
     "mfax": TO,
 }
 

@@ -1,151 +1,89 @@
-"""Dropbox Sign (formerly HelloSign) fax API v3 (seed 003, PROVIDERS.md "Dropbox Sign").
+"""Dropbox Sign (formerly HelloSign) fax API v3, from hellosign/hellosign-openapi `openapi.yaml`.
 
-The API renders its own cover page from `cover_page_to`/`cover_page_from`/`cover_page_message`,
-so with a cover note the bare document goes out. Our job id travels in `title`
-(`faxbridge <job id>`), which every fax record and callback echoes, so callbacks link back.
+Basic auth with the API key as user name (securitySchemes `api_key`). `POST /fax/send` takes the
+recipient in E.164 (FaxSendRequest: "a phone number in E.164 format or email address"), the
+files, Dropbox Sign's own cover fields and a `title`, which carries our reference
+(`bridge.providers.reference`) and which every fax record echoes: callbacks and `GET /fax/list`
+link back to the job by it. The API has no redial option, no cancel, and deletes nothing by
+itself: `DELETE /fax/{fax_id}` removes a fax for good.
 
-Callbacks are the one place this provider signs: `event_hash` is an HMAC-SHA256 of
-`event_time + event_type` under the API key, so no callback token is needed, and the account
-callback URL can only be set in the web app (`setup` says how). The sender expects the exact
-reply body `Hello API Event Received`, or it retries.
+Callbacks are signed (`event_hash`, see `dropboxsign_wire`), so no callback token is needed.
+No official source names the fax events, so a callback is read by what it carries (a `fax` or
+`transmission` object, its status codes and flags), never by its event name; one that carries no
+fax news is kept and logged, not acknowledged and dropped. A callback is answered with the body
+`Hello API Event Received`, else Dropbox Sign sends it again later.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import json
 import logging
-import re
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from bridge.config import DropboxSignConfig
-from bridge.errors import (
-    CallbackAuthError,
-    CallbackError,
-    PermanentProviderError,
-    TransientProviderError,
-)
+from bridge.errors import CallbackAuthError, CallbackError, ProviderError, TransientProviderError
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
-    FailureReason,
     InboundFax,
     JobStatus,
+    Lookup,
     OutboundFax,
     SendResult,
     StatusUpdate,
+    UnclassifiedCallback,
 )
 from bridge.providers.base import transmitted_pdf
+from bridge.providers.dropboxsign_wire import (
+    REPLY_BODY,
+    Transmission,
+    answer_json,
+    callback_payload,
+    e164,
+    event_hash,
+    failure_from_words,
+    names_inbound,
+    status_outcome,
+    transmission_of,
+)
 from bridge.providers.http import HTTPProvider
-from bridge.providers.values import digits_only, from_epoch
+from bridge.providers.reference import linked, parse_reference, reference_text
+from bridge.providers.values import as_int, from_epoch
 
 log = logging.getLogger(__name__)
 
-REPLY_BODY = "Hello API Event Received"
-TITLE_PREFIX = "faxbridge "
-_TITLE = re.compile(rf"^{TITLE_PREFIX}(\S+)$")
-
-Outcome = tuple[JobStatus, FailureReason | None, str]
-
-# `transmissions[].status_code` of a fax record.
-STATUS_CODES: dict[str, Outcome] = {
-    "transmitting": (JobStatus.SENDING, None, "Transmitting"),
-    "success": (JobStatus.DELIVERED, None, "Successfully sent"),
-    "on_hold": (JobStatus.FAILED, FailureReason.ON_HOLD, "On hold: the account is unconfirmed"),
-    "error_busy": (JobStatus.FAILED, FailureReason.BUSY, "Busy signal"),
-    "error_no_answer": (JobStatus.FAILED, FailureReason.NO_ANSWER, "No answer"),
-    "error_could_not_fax": (
-        JobStatus.FAILED,
-        FailureReason.UNKNOWN,
-        "Unable to fax (usually due to a bad connection)",
-    ),
-    "error_disconnected": (
-        JobStatus.FAILED,
-        FailureReason.DISCONNECTED,
-        "Line disconnected or unreachable",
-    ),
-    "error_bad_destination": (
-        JobStatus.FAILED,
-        FailureReason.BAD_NUMBER,
-        "Bad destination (the line has been banned)",
-    ),
-    "error_unknown": (JobStatus.FAILED, FailureReason.UNKNOWN, "Unknown error"),
-    "error_file": (JobStatus.FAILED, FailureReason.FILE_ERROR, "Error processing the file"),
-}
-
-# `event.event_type` of a callback; `fax_received` is the inbound one.
-EVENTS: dict[str, Outcome] = {
-    "fax_sent": (JobStatus.DELIVERED, None, "Fax sent"),
-    "fax_on_hold": (JobStatus.FAILED, FailureReason.ON_HOLD, "Fax on hold"),
-    "fax_busy": (JobStatus.FAILED, FailureReason.BUSY, "Busy signal"),
-    "fax_no_answer": (JobStatus.FAILED, FailureReason.NO_ANSWER, "No answer"),
-    "fax_disconnected": (JobStatus.FAILED, FailureReason.DISCONNECTED, "Line disconnected"),
-    "fax_blacklisted": (
-        JobStatus.FAILED,
-        FailureReason.BLOCKED_DESTINATION,
-        "The destination is blacklisted",
-    ),
-}
-INBOUND_EVENT = "fax_received"
-
-
-def status_outcome(code: str) -> Outcome:
-    """A status code in the common model; unknown `error_*` codes are failures."""
-    known = STATUS_CODES.get(code)
-    if known is not None:
-        return known
-    if code.startswith("error"):
-        return JobStatus.FAILED, FailureReason.UNKNOWN, code
-    return JobStatus.SUBMITTED, None, code
-
-
-def event_hash(api_key: str, event_time: str, event_type: str) -> str:
-    """The signature Dropbox Sign puts on every callback."""
-    message = (event_time + event_type).encode()
-    return hmac.new(api_key.encode(), message, hashlib.sha256).hexdigest()
-
-
-def job_id_from_title(title: Any) -> str | None:
-    match = _TITLE.match(title) if isinstance(title, str) else None
-    return match.group(1) if match else None
-
-
-def fax_id_from_files_url(url: Any) -> str:
-    if not isinstance(url, str) or not url.rstrip("/"):
-        raise ValueError("no files_url to take the fax id from")
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-def e164(value: Any) -> str:
-    """Numbers come back as bare digits (`16690000001`); the bridge speaks E.164."""
-    text = str(value or "").strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if text.startswith("+") or not digits or not re.fullmatch(r"[\d\s().-]+", text):
-        return text
-    return f"+1{digits}" if len(digits) == 10 else f"+{digits}"
+# GET /fax/list and /fax_line/list: `page_size` "between 1 and 100"; a look-up reads at most
+# LIST_PAGES pages (500 faxes), newest first as far as the API orders them.
+PAGE_SIZE = 100
+LIST_PAGES = 5
+LINE_PAGES = 10
 
 
 class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
     type = "dropboxsign"
     default_base_url = "https://api.hellosign.com/v3"
+    # A callback not answered with 200 + "Hello API Event Received" is retried with exponential
+    # backoff "over approximately 3 days" (developers.hellosign.com glossary, Callbacks &
+    # Events): a fax the API no longer knows may still be reported that late.
+    forgotten_grace_s = 78 * 3600.0
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("auth", httpx.BasicAuth(self.config.api_key, ""))
-        return await super().request(method, path, **kwargs)
+        return await self.request(method, path, **kwargs)
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
         fields = {
-            "recipient": digits_only(fax.to),
-            "title": f"{TITLE_PREFIX}{fax.job_id}",
+            "recipient": fax.to,  # E.164 with its `+`, as FaxSendRequest says
+            "title": reference_text(fax.reference),
             "test_mode": "1" if self.config.test_mode else "0",
         }
         if fax.caller_id:
-            fields["sender"] = digits_only(fax.caller_id)
+            fields["sender"] = fax.caller_id  # "used only with fax number"
         if fax.cover is not None:
             # Dropbox Sign draws the cover page itself; our own rendering stays out.
             note = fax.cover
@@ -158,169 +96,247 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         else:
             document = await asyncio.to_thread(transmitted_pdf, fax)
         files = [("files[]", (f"{fax.job_id}.pdf", document, "application/pdf"))]
-        response = await self.request("POST", "/fax/send", data=fields, files=files)
-        try:
-            record = response.json()["fax"]
-            fax_id = str(record["fax_id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PermanentProviderError(
-                f"{self.name}: unexpected answer to a send: {response.text[:200]}"
-            ) from exc
-        update = self._record_update(fax_id, record)
-        log.info("%s: job %s accepted as fax %s", self.name, fax.job_id, fax_id)
-        status = update.status if update.status is JobStatus.SENDING else JobStatus.SUBMITTED
-        return SendResult(fax_id, status=status, raw_status=update.provider_code)
+        response = await self.call("POST", "/fax/send", data=fields, files=files)
+        record = _fax_record(response)
+        found = Transmission(record, "fax") if record is not None else None
+        fax_id = found.fax_id if found is not None else None
+        if found is None or fax_id is None:
+            # Dropbox Sign has the fax (2xx) but we cannot name it: never call it refused; the
+            # next try looks it up by its title before anything is sent again.
+            raise TransientProviderError(
+                f"{self.name}: Dropbox Sign accepted the fax (HTTP {response.status_code}) but "
+                f"its answer names no fax_id: {response.text[:200]}",
+                code=str(response.status_code),
+                maybe_sent=True,
+            )
+        update = self._update(found)
+        log.info("%s: job %s accepted as fax %s", self.name, fax.reference, fax_id)
+        status = JobStatus.SENDING if update and update.status is JobStatus.SENDING else None
+        return SendResult(
+            fax_id,
+            status=status or JobStatus.SUBMITTED,
+            raw_status=found.status_code,
+        )
 
+    # -- status and reconciliation -------------------------------------------------------
     async def status(
         self, provider_fax_id: str, *, job_id: str | None = None
     ) -> StatusUpdate | None:
-        record = await self._fax_record(provider_fax_id)
-        return None if record is None else self._record_update(provider_fax_id, record)
+        response = await self.call_or_forgotten("GET", f"/fax/{provider_fax_id}")
+        if response is None:
+            return None
+        record = _fax_record(response)
+        if record is None:
+            raise TransientProviderError(f"{self.name}: unreadable fax record {provider_fax_id}")
+        update = self._update(Transmission(record, "fax"))
+        if update is None:  # a record without a status code: accepted, nothing more known
+            return StatusUpdate(provider_fax_id, JobStatus.SUBMITTED, provider_code="unknown")
+        return update
 
-    async def _fax_record(self, fax_id: str) -> dict[str, Any] | None:
-        try:
-            response = await self.request("GET", f"/fax/{fax_id}")
-        except PermanentProviderError as exc:
-            if exc.code == "404":
-                return None
-            raise
-        try:
-            record = response.json()["fax"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TransientProviderError(
-                f"{self.name}: unreadable fax record: {response.text[:200]}"
-            ) from exc
-        if not isinstance(record, dict):
-            raise TransientProviderError(f"{self.name}: unreadable fax record")
-        return record
+    async def find(self, fax: OutboundFax) -> Lookup:
+        """The faxes in `GET /fax/list` whose title carries `fax.job_id` (any round); the list
+        has no search, so at most LIST_PAGES pages of PAGE_SIZE are read."""
+        found: list[tuple[int, StatusUpdate]] = []
+        for page in range(1, LIST_PAGES + 1):
+            params = {"page": page, "page_size": PAGE_SIZE}
+            body = _json(await self.call("GET", "/fax/list", params=params))
+            rows = body.get("faxes") if isinstance(body, dict) else None
+            for row in rows if isinstance(rows, list) else []:
+                update = self._update(Transmission(row, "fax")) if isinstance(row, dict) else None
+                if update is not None and update.job_id == fax.job_id:
+                    found.append((as_int(row.get("created_at")) or 0, update))
+            info = answer_json(body, "list_info") or {}
+            pages = as_int(info.get("num_pages"))
+            if not rows or (pages is not None and page >= pages):
+                break
+        else:
+            if not found:
+                return Lookup(
+                    certain=False,
+                    detail=f"{self.name}: only the newest {LIST_PAGES * PAGE_SIZE} faxes of "
+                    "Dropbox Sign's fax list were read; job "
+                    f"{fax.job_id} is not among them",
+                )
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        return Lookup(faxes=tuple(update for _, update in found))
 
-    def _record_update(self, fax_id: str, record: dict[str, Any]) -> StatusUpdate:
-        """A fax record in the common model, from its (first) transmission's status code."""
-        transmissions = record.get("transmissions") or [{}]
-        first = transmissions[0] if isinstance(transmissions[0], dict) else {}
-        code = str(first.get("status_code") or "transmitting")
-        status, reason, text = status_outcome(code)
-        return StatusUpdate(
-            provider_fax_id=fax_id,
-            status=status,
-            reason=reason,
-            provider_code=code,
-            provider_text=text,
-            job_id=job_id_from_title(record.get("title")),
-            at=from_epoch(first.get("sent_at")) or from_epoch(record.get("created_at")),
-        )
-
-    # -- callbacks -----------------------------------------------------------------------
-    async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        payload = _callback_payload(request)
-        event = payload.get("event")
-        if not isinstance(event, dict):
-            raise CallbackError("Dropbox Sign callback without an `event`")
-        event_time = str(event.get("event_time") or "")
-        event_type = str(event.get("event_type") or "")
-        given = str(event.get("event_hash") or "")
-        expected = event_hash(self.config.api_key, event_time, event_type)
-        if not given or not hmac.compare_digest(expected, given.lower()):
-            raise CallbackAuthError("Dropbox Sign callback with a missing or wrong event_hash")
-        transmission = payload.get("transmission")
-        if event_type == INBOUND_EVENT:
-            return CallbackResult(
-                inbound=[await self._inbound(transmission, event_time)], reply_body=REPLY_BODY
-            )
-        outcome = EVENTS.get(event_type)
-        if outcome is None:  # callback_test, signature events: acknowledged, nothing to do
-            log.debug("%s: ignoring callback event %r", self.name, event_type)
-            return CallbackResult(reply_body=REPLY_BODY)
-        if not isinstance(transmission, dict):
-            raise CallbackError(f"Dropbox Sign {event_type} callback without a transmission")
-        try:
-            fax_id = fax_id_from_files_url(transmission.get("files_url"))
-        except ValueError as exc:
-            raise CallbackError(f"Dropbox Sign {event_type} callback: {exc}") from exc
-        status, reason, text = outcome
+    def _update(
+        self, fax: Transmission, event_type: str = "", at: datetime | None = None
+    ) -> StatusUpdate | None:
+        """A fax record or callback object in the common model, or None when it says nothing
+        the bridge can act on. Its status code first; else the flags the official callback
+        sample carries (`has_error`, `is_complete`)."""
+        fax_id = fax.fax_id
+        if fax_id is None:
+            return None
+        code = fax.status_code
+        outcome = status_outcome(code) if code else None
+        if outcome is not None:
+            status, reason, text = outcome
+            provider_code: str = code or ""
+        elif fax.record.get("has_error") is True:
+            status, reason = JobStatus.FAILED, failure_from_words(event_type)
+            provider_code = event_type or "has_error"
+            text = f"Dropbox Sign reported an error ({provider_code})"
+        elif fax.record.get("is_complete") is True:
+            status, reason = JobStatus.DELIVERED, None
+            provider_code, text = event_type or "is_complete", "Complete"
+        else:
+            return None
+        first = fax.legs[0] if fax.legs else {}
         update = StatusUpdate(
             provider_fax_id=fax_id,
             status=status,
             reason=reason,
-            provider_code=event_type,
+            provider_code=provider_code,
             provider_text=text,
-            job_id=job_id_from_title(transmission.get("title")),
-            at=from_epoch(event_time),
+            at=from_epoch(first.get("sent_at")) or at or from_epoch(fax.record.get("created_at")),
         )
+        return linked(update, [fax.record.get("title"), fax.record.get("original_title")])
+
+    # -- privacy and lines -----------------------------------------------------------------
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        """`DELETE /fax/{fax_id}` (204) removes the fax and its files; gone already is done."""
+        await self.call_or_forgotten("DELETE", f"/fax/{provider_fax_id}")
+
+    async def fax_lines(self) -> list[str]:
+        """`GET /fax_line/list`: the account's fax lines (`number`), in E.164."""
+        lines: set[str] = set()
+        for page in range(1, LINE_PAGES + 1):
+            params = {"page": page, "page_size": PAGE_SIZE}
+            body = _json(await self.call("GET", "/fax_line/list", params=params))
+            rows = body.get("fax_lines") if isinstance(body, dict) else None
+            rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+            lines |= {e164(row.get("number")) for row in rows}
+            pages = as_int((answer_json(body, "list_info") or {}).get("num_pages"))
+            if not rows or (pages is not None and page >= pages):
+                break
+        return sorted(line for line in lines if line)
+
+    # -- callbacks -----------------------------------------------------------------------
+    async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
+        payload = callback_payload(request)
+        event = payload["event"]
+        event_time = str(event.get("event_time") or "")
+        event_type = str(event.get("event_type") or "")
+        given = str(event.get("event_hash") or "")
+        expected = event_hash(self.config.api_key, event_time, event_type)
+        if not given or not _hmac_equal(expected, given):
+            raise CallbackAuthError("Dropbox Sign callback with a missing or wrong event_hash")
+        fax = transmission_of(payload)
+        if fax is None:
+            return _kept("carries no fax or transmission object", event_type)
+        if fax.fax_id is None:
+            return _kept(f"has a {fax.key} object that names no fax", event_type)
+        if self._is_inbound(fax, event_type):
+            return await self._inbound(fax, event_type, event_time)
+        update = self._update(fax, event_type, at=from_epoch(event_time))
+        if update is None:
+            why = f"status {fax.status_code or 'missing'}, no has_error or is_complete flag"
+            return _kept(
+                f"tells nothing the bridge can read of fax {fax.fax_id} ({why})", event_type, fax
+            )
         return CallbackResult(updates=[update], reply_body=REPLY_BODY)
 
-    async def _inbound(self, transmission: Any, event_time: str) -> InboundFax:
-        if not isinstance(transmission, dict):
-            raise CallbackError("Dropbox Sign fax_received callback without a transmission")
-        try:
-            fax_id = fax_id_from_files_url(transmission.get("files_url"))
-        except ValueError as exc:
-            raise CallbackError(f"Dropbox Sign fax_received callback: {exc}") from exc
-        sender, recipient = _numbers(transmission)
-        if not (sender and recipient):
-            # The callback names no numbers; the fax record does.
-            try:
-                record = await self._fax_record(fax_id)
-            except (TransientProviderError, PermanentProviderError) as exc:
-                raise CallbackError(f"cannot look up received fax {fax_id}: {exc}") from exc
-            if record is None:
-                raise CallbackError(f"received fax {fax_id} is unknown to Dropbox Sign")
-            sender, recipient = _numbers(record)
-        return InboundFax(
-            provider_fax_id=fax_id,
-            from_number=e164(sender),
-            to_number=e164(recipient),
-            received=from_epoch(event_time),
-            raw=dict(transmission),
+    def _is_inbound(self, fax: Transmission, event_type: str) -> bool:
+        """No source shows a received fax's callback: the object's own direction, else a fax
+        carrying our reference is outbound, else the event name or the called number says."""
+        direction = fax.direction()
+        if direction is not None:
+            return direction == "inbound"
+        if parse_reference([fax.record.get("title"), fax.record.get("original_title")]):
+            return False
+        if names_inbound(event_type):
+            return True
+        return fax.numbers()[1] in self.context.inbound_numbers
+
+    async def _inbound(self, fax: Transmission, event_type: str, event_time: str) -> CallbackResult:
+        fax_id = str(fax.fax_id)
+        code = fax.status_code
+        outcome = status_outcome(code) if code else None
+        failed = fax.record.get("has_error") is True or (
+            outcome is not None and outcome[0] is JobStatus.FAILED
         )
+        if failed:
+            return _kept(
+                f"tells of inbound fax {fax_id} that failed ({code or event_type}): nothing "
+                "to mail",
+                event_type,
+                fax,
+            )
+        if outcome is not None and outcome[0] is not JobStatus.DELIVERED:
+            # Still arriving (`transmitting`): mailed once a callback says it is complete.
+            return _kept(f"tells of inbound fax {fax_id} still arriving ({code})", event_type, fax)
+        caller, called = fax.numbers()
+        if not (caller and called):
+            # The callback names no numbers (or only an e-mail address); the record may.
+            try:
+                response = await self.call_or_forgotten("GET", f"/fax/{fax_id}")
+            except ProviderError as exc:
+                raise CallbackError(f"cannot look up received fax {fax_id}: {exc}") from exc
+            record = _fax_record(response) if response is not None else None
+            if record is not None:
+                their_caller, their_called = Transmission(record, "fax").numbers()
+                caller, called = caller or their_caller, called or their_called
+        inbound = InboundFax(
+            provider_fax_id=fax_id,
+            from_number=caller,
+            to_number=called,
+            received=from_epoch(event_time),
+            raw=dict(fax.record),
+        )
+        return CallbackResult(inbound=[inbound], reply_body=REPLY_BODY)
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
         if fax.document is not None:
             return fax.document
-        response = await self.request("GET", f"/fax/files/{fax.provider_fax_id}")
+        response = await self.call("GET", f"/fax/files/{fax.provider_fax_id}")
         return response.content
 
     # -- account -------------------------------------------------------------------------
     async def check(self) -> str:
-        response = await self.request("GET", "/fax/list", params={"page": 1, "page_size": 1})
-        try:
-            total = response.json()["list_info"]["num_results"]
-        except (ValueError, KeyError, TypeError):
-            total = "?"
+        body = _json(await self.call("GET", "/fax/list", params={"page": 1, "page_size": 1}))
+        total = (answer_json(body, "list_info") or {}).get("num_results", "?")
         return f"Dropbox Sign API key accepted ({total} faxes on the account)"
 
     async def setup(self) -> list[str]:
         return [
-            "Dropbox Sign has no API call to set the account callback URL; set it by hand:",
-            "  1. Sign in at https://app.hellosign.com and open Settings → API.",
-            f"  2. Set 'Account callback' to {self.callback_url()}",
-            "  3. Press 'Test': the bridge answers 'Hello API Event Received'.",
+            "Dropbox Sign sends fax API v3 callbacks to the fax callback URL of the API",
+            "settings page (developers.hellosign.com/docs/fax/v3migration); set it by hand:",
+            "  1. Sign in at https://app.hellofax.com/home/myAccount?current_tab=api",
+            f"  2. Set the fax API callback URL to {self.callback_url()}",
+            f"  3. Send a test: the bridge answers {REPLY_BODY!r}.",
+            "(help.dropbox.com notes that an account callback URL set on app.hellosign.com,",
+            " or with PUT /v3/account callback_url, receives the fax events too.)",
             "Callbacks are verified by their event_hash (HMAC with the API key); "
             "no callback_token is needed.",
         ]
 
 
-def _numbers(record: dict[str, Any]) -> tuple[str, str]:
-    """(from, to) of a fax record or callback transmission, in any spelling seen."""
-    transmissions = record.get("transmissions")
-    first = transmissions[0] if isinstance(transmissions, list) and transmissions else {}
-    first = first if isinstance(first, dict) else {}
-    sender = first.get("sender") or record.get("sender") or record.get("from") or ""
-    recipient = first.get("recipient") or record.get("recipient") or record.get("to") or ""
-    return str(sender), str(recipient)
+def _hmac_equal(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
 
 
-def _callback_payload(request: CallbackRequest) -> dict[str, Any]:
-    """The `json` form field (multipart, as sent) or a raw JSON body (lenient)."""
-    raw = request.form.get("json")
-    if raw is None and request.content_type.startswith("application/json"):
-        raw = request.body.decode("utf-8", "replace")
-    if raw is None:
-        raise CallbackError("Dropbox Sign callback without its `json` field")
+def _json(response: httpx.Response) -> Any:
     try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise CallbackError(f"unreadable Dropbox Sign callback: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise CallbackError("Dropbox Sign callback is not a JSON object")
-    return payload
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def _fax_record(response: httpx.Response) -> dict[str, Any] | None:
+    """`fax` of a FaxGetResponse (send and get both answer one)."""
+    return answer_json(_json(response), "fax")
+
+
+def _kept(what: str, event_type: str, fax: Transmission | None = None) -> CallbackResult:
+    title = [fax.record.get("title"), fax.record.get("original_title")] if fax else None
+    job = parse_reference(title) if title else None
+    kept = UnclassifiedCallback(
+        reason=f"a Dropbox Sign {event_type or 'unnamed'} callback that {what}",
+        event=event_type or None,
+        provider_fax_id=fax.fax_id if fax else None,
+        job_id=job.job_id if job else None,
+    )
+    log.warning("dropboxsign: kept, not understood: %s", kept.reason)
+    return CallbackResult(unclassified=[kept], reply_body=REPLY_BODY)

@@ -1,11 +1,11 @@
-"""Dropbox Sign fax v3 specifics: the exact wire request, the job id in `title`, every event
-and status code, the `event_hash` signature, the reply body, inbound look-up and download,
-`X-Ratelimit-Reset`. The shared behaviour is in test_contract.py."""
+"""Dropbox Sign fax v3 specifics, against the emulator rebuilt from hellosign-openapi: the exact
+wire request (E.164 recipient, our reference in `title`), status codes, look-up by reference in
+`/fax/list`, delete, fax lines, errors. Callbacks are in test_dropboxsign_callbacks.py; the
+shared behaviour in test_contract.py."""
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,27 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.errors import (
-    CallbackAuthError,
-    CallbackError,
-    PermanentProviderError,
-    TransientProviderError,
-)
+from bridge.errors import NotSupportedByProvider, PermanentProviderError, TransientProviderError
 from bridge.models import FailureReason, JobStatus
 from bridge.providers.base import FaxProvider
-from tests.providers.conftest import PUBLIC_URL, MakeFax, MakeProvider, ToRequest
-from tests.providers.emulators.dropboxsign import (
-    API_KEY,
-    DropboxSignHarness,
-    Fax,
-    event_hash,
-    make_harness,
-)
-from tests.providers.emulators.hellofax import multipart
-from tests.providers.harness import CallbackHTTP, RecordedRequest
+from tests.providers.conftest import MakeFax, MakeProvider
+from tests.providers.emulators.dropboxsign import API_KEY, DropboxSignHarness, Fax, make_harness
+from tests.providers.harness import RecordedRequest
 from tests.providers.pdfs import make_pdf
-
-REPLY = "Hello API Event Received"
 
 
 @pytest.fixture(scope="module")
@@ -42,38 +28,28 @@ def harness() -> Iterator[DropboxSignHarness]:
         yield running
 
 
-def _posts(harness: DropboxSignHarness, start: int) -> list[RecordedRequest]:
-    return [r for r in harness.requests[start:] if r.method == "POST"]
-
-
-def _signed(payload: dict[str, Any], key: str = API_KEY) -> CallbackHTTP:
-    event = payload["event"]
-    event["event_hash"] = event_hash(key, event["event_time"], event["event_type"])
-    body, content_type = multipart({"json": json.dumps(payload)})
-    return CallbackHTTP(headers={"content-type": content_type}, body=body)
-
-
-def _fax(fax_id: str = "9c2c7e8c2ed1839f75a9a0227ce2954b1d7c3407", title: str = "") -> Fax:
-    return Fax(fax_id, "12125550123", "12125550100", [make_pdf("SENT")], title=title)
+def _since(harness: DropboxSignHarness, start: int) -> list[RecordedRequest]:
+    return harness.requests[start:]
 
 
 # -- the wire request ----------------------------------------------------------------------
-async def test_send_posts_recipient_sender_title_and_files(
+async def test_send_posts_the_recipient_in_e164_as_the_schema_says(
     harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
+    # openapi.yaml FaxSendRequest.recipient: "a phone number in E.164 format or email address".
     fax = make_fax("+12125550123", caller_id="+12125550100")
     start = len(harness.requests)
 
     result = await provider.send(fax)
 
-    [sent] = _posts(harness, start)
+    [sent] = _since(harness, start)
     credentials = base64.b64encode(f"{API_KEY}:".encode()).decode()
     assert sent.headers["authorization"] == f"Basic {credentials}"
-    assert sent.path == "/v3/fax/send"
+    assert (sent.method, sent.path) == ("POST", "/v3/fax/send")
     assert sent.form() == {
-        "recipient": ["12125550123"],
-        "sender": ["12125550100"],
-        "title": [f"faxbridge {fax.job_id}"],
+        "recipient": ["+12125550123"],
+        "sender": ["+12125550100"],
+        "title": [f"faxbridge job {fax.job_id}"],
         "test_mode": ["0"],
     }
     [part] = sent.files()
@@ -81,6 +57,16 @@ async def test_send_posts_recipient_sender_title_and_files(
     assert part.data == fax.document.read_bytes()
     assert result.provider_fax_id in harness.state.faxes
     assert (result.status, result.raw_status) == (JobStatus.SENDING, "transmitting")
+
+
+async def test_a_retry_round_is_named_in_the_title(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax = make_fax(round=2)
+
+    result = await provider.send(fax)
+
+    assert harness.state.faxes[result.provider_fax_id].title == f"faxbridge job {fax.job_id}-r2"
 
 
 async def test_cover_note_goes_into_native_fields_and_our_cover_page_stays_out(
@@ -91,7 +77,7 @@ async def test_cover_note_goes_into_native_fields_and_our_cover_page_stays_out(
 
     await provider.send(fax)
 
-    [sent] = _posts(harness, start)
+    [sent] = _since(harness, start)
     form = sent.form()
     assert form["cover_page_to"] == ["Jane Doe"]
     assert form["cover_page_from"] == ["Front Desk"]
@@ -102,171 +88,25 @@ async def test_cover_note_goes_into_native_fields_and_our_cover_page_stays_out(
 async def test_test_mode_is_sent_when_configured(
     harness: DropboxSignHarness, make_provider: MakeProvider, make_fax: MakeFax
 ) -> None:
-    start = len(harness.requests)
-
     result = await make_provider(test_mode=True).send(make_fax())
 
-    [sent] = _posts(harness, start)
-    assert sent.form()["test_mode"] == ["1"]
+    assert harness.requests[-1].form()["test_mode"] == ["1"]
     assert harness.state.faxes[result.provider_fax_id].test_mode
 
 
-async def test_emulator_also_takes_the_pre_release_to_and_from(
+async def test_emulator_takes_the_official_examples_digits_and_the_seeds_to_and_from(
     harness: DropboxSignHarness, http_client: httpx.AsyncClient
 ) -> None:
+    # examples/json/FaxSendRequest.json sends "16690000001"; seed 003 says `to`/`from`.
     response = await http_client.post(
         f"{harness.base_url}/fax/send",
         auth=(API_KEY, ""),
-        data={"to": "12125550123", "from": "12125550100"},
+        data={"to": "16690000001", "from": "16690000000"},
         files={"files[0]": ("a.pdf", make_pdf("A"), "application/pdf")},
     )
 
     assert response.status_code == 200
-    assert response.json()["fax"]["transmissions"][0]["recipient"] == "12125550123"
-
-
-# -- callbacks -----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("event_type", "status", "reason"),
-    [
-        ("fax_sent", JobStatus.DELIVERED, None),
-        ("fax_busy", JobStatus.FAILED, FailureReason.BUSY),
-        ("fax_no_answer", JobStatus.FAILED, FailureReason.NO_ANSWER),
-        ("fax_disconnected", JobStatus.FAILED, FailureReason.DISCONNECTED),
-        ("fax_blacklisted", JobStatus.FAILED, FailureReason.BLOCKED_DESTINATION),
-        ("fax_on_hold", JobStatus.FAILED, FailureReason.ON_HOLD),
-    ],
-)
-async def test_every_fax_event_maps_and_links_back_to_the_job(
-    harness: DropboxSignHarness,
-    provider: FaxProvider[Any],
-    to_request: ToRequest,
-    event_type: str,
-    status: JobStatus,
-    reason: FailureReason | None,
-) -> None:
-    fax = _fax(title="faxbridge job-42")
-
-    result = await provider.parse_callback(
-        await to_request(harness.event_callback(event_type, fax, event_time=1738001529))
-    )
-
-    [update] = result.updates
-    assert (update.provider_fax_id, update.job_id) == (fax.fax_id, "job-42")
-    assert (update.status, update.reason, update.provider_code) == (status, reason, event_type)
-    assert update.provider_text
-    assert update.at is not None and update.at.timestamp() == 1738001529
-    assert result.reply_body == REPLY
-
-
-@pytest.mark.parametrize("event_type", ["callback_test", "signature_request_sent"])
-async def test_other_signed_events_are_acknowledged_and_ignored(
-    harness: DropboxSignHarness,
-    provider: FaxProvider[Any],
-    to_request: ToRequest,
-    event_type: str,
-) -> None:
-    result = await provider.parse_callback(
-        await to_request(harness.event_callback(event_type, _fax()))
-    )
-
-    assert (result.updates, result.inbound, result.reply_body) == ([], [], REPLY)
-
-
-def _payload(event_type: str = "fax_sent", event_time: str = "1738001529") -> dict[str, Any]:
-    url = "https://api.hellosign.com/v3/fax/files/9c2c7e8c2ed1839f75a9a0227ce2954b1d7c3407"
-    return {
-        "event": {"event_time": event_time, "event_type": event_type},
-        "transmission": {"title": "faxbridge job-7", "files_url": url, "has_error": False},
-    }
-
-
-async def test_a_callback_with_a_known_good_hash_is_accepted(
-    provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    # Computed with `printf 1738001529fax_sent | openssl dgst -sha256 -hmac <API_KEY>`.
-    payload = _payload()
-    payload["event"]["event_hash"] = (
-        "a5ac24780e55ad342e83cd8be34126acafaa057ba36e2a5522c3f23fec551a0a"
-    )
-    body, content_type = multipart({"json": json.dumps(payload)})
-
-    result = await provider.parse_callback(
-        await to_request(CallbackHTTP({"content-type": content_type}, body))
-    )
-
-    [update] = result.updates
-    assert update.provider_fax_id == "9c2c7e8c2ed1839f75a9a0227ce2954b1d7c3407"
-
-
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        pytest.param(lambda p: p["event"].pop("event_hash"), id="missing-hash"),
-        pytest.param(lambda p: p["event"].update(event_type="fax_busy"), id="changed-type"),
-        pytest.param(lambda p: p["event"].update(event_time="1738009999"), id="changed-time"),
-        pytest.param(lambda p: p["event"].update(event_hash="0" * 64), id="zero-hash"),
-    ],
-)
-async def test_tampered_callbacks_are_refused(
-    provider: FaxProvider[Any], to_request: ToRequest, tamper: Any
-) -> None:
-    callback = _signed(_payload())
-    payload = json.loads(
-        RecordedRequest("POST", "/", {}, callback.headers, callback.body).form()["json"][0]
-    )
-    tamper(payload)
-    body, content_type = multipart({"json": json.dumps(payload)})
-
-    with pytest.raises(CallbackAuthError):
-        await provider.parse_callback(
-            await to_request(CallbackHTTP({"content-type": content_type}, body))
-        )
-
-
-async def test_callback_signed_with_another_key_is_refused(
-    provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    with pytest.raises(CallbackAuthError):
-        await provider.parse_callback(await to_request(_signed(_payload(), key="other-key")))
-
-
-async def test_signed_callback_without_files_url_is_a_callback_error(
-    provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    payload = _payload()
-    del payload["transmission"]["files_url"]
-
-    with pytest.raises(CallbackError):
-        await provider.parse_callback(await to_request(_signed(payload)))
-
-
-async def test_inbound_numbers_come_from_the_fax_record_and_the_file_from_download(
-    harness: DropboxSignHarness, provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    pdf = make_pdf("INBOUND", pages=3)
-    callback = harness.inbound_callback("+12125550199", "+12125550100", pdf)
-    start = len(harness.requests)
-
-    [inbound] = (await provider.parse_callback(await to_request(callback))).inbound
-    document = await provider.fetch_document(inbound)
-
-    assert (inbound.from_number, inbound.to_number) == ("+12125550199", "+12125550100")
-    assert document == pdf
-    paths = [(r.method, r.path) for r in harness.requests[start:]]
-    assert paths == [
-        ("GET", f"/v3/fax/{inbound.provider_fax_id}"),
-        ("GET", f"/v3/fax/files/{inbound.provider_fax_id}"),
-    ]
-
-
-async def test_inbound_for_an_unknown_fax_is_a_callback_error(
-    harness: DropboxSignHarness, provider: FaxProvider[Any], to_request: ToRequest
-) -> None:
-    callback = harness.event_callback("fax_received", _fax("1" * 40))
-
-    with pytest.raises(CallbackError, match="unknown"):
-        await provider.parse_callback(await to_request(callback))
+    assert response.json()["fax"]["transmissions"][0]["recipient"] == "16690000001"
 
 
 # -- status polling ------------------------------------------------------------------------
@@ -282,10 +122,10 @@ async def test_inbound_for_an_unknown_fax_is_a_callback_error(
         ("error_disconnected", JobStatus.FAILED, FailureReason.DISCONNECTED),
         ("error_unknown", JobStatus.FAILED, FailureReason.UNKNOWN),
         ("error_could_not_fax", JobStatus.FAILED, FailureReason.UNKNOWN),
-        ("error_file", JobStatus.FAILED, FailureReason.FILE_ERROR),
+        ("error_new_in_some_release", JobStatus.FAILED, FailureReason.UNKNOWN),
     ],
 )
-async def test_every_status_code_maps_to_the_common_model(
+async def test_every_status_code_maps_to_the_common_model_and_links_the_job(
     harness: DropboxSignHarness,
     provider: FaxProvider[Any],
     make_fax: MakeFax,
@@ -301,41 +141,146 @@ async def test_every_status_code_maps_to_the_common_model(
 
     assert update is not None
     assert (update.status, update.reason, update.provider_code) == (status, reason, status_code)
-    assert update.job_id == fax.job_id
+    assert (update.provider_fax_id, update.job_id, update.round) == (fax_id, fax.job_id, 0)
     assert harness.requests[-1].path == f"/v3/fax/{fax_id}"
 
 
+async def test_a_deleted_fax_is_forgotten_and_waits_out_the_callback_retries(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+    del harness.state.faxes[fax_id]
+
+    assert await provider.status(fax_id) is None
+    # Callbacks are retried "over approximately 3 days" (developers.hellosign.com glossary).
+    assert provider.forgotten_after_s() == 78 * 3600
+    assert not provider.redials_natively  # FaxSendRequest has no retry option
+
+
+# -- reconciliation ------------------------------------------------------------------------
+async def test_find_reads_the_fax_list_by_the_reference_in_the_title(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax = make_fax()
+    first = (await provider.send(fax)).provider_fax_id
+    again = (await provider.send(make_fax(job_id=fax.job_id, round=1))).provider_fax_id
+    harness.state.faxes[first].status_code = "error_busy"
+    harness.state.faxes[first].created_at -= 60
+    start = len(harness.requests)
+
+    lookup = await provider.find(fax)
+
+    assert lookup.certain
+    assert [(f.provider_fax_id, f.round, f.status) for f in lookup.faxes] == [
+        (again, 1, JobStatus.SENDING),
+        (first, 0, JobStatus.FAILED),
+    ]
+    [listed] = _since(harness, start)
+    assert (listed.method, listed.path) == ("GET", "/v3/fax/list")
+    assert listed.query == {"page": ["1"], "page_size": ["100"]}
+
+
+async def test_find_reads_at_most_five_pages_and_then_cannot_tell(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    saved = dict(harness.state.faxes)
+    now = int(time.time())
+    for n in range(520):  # someone else's faxes, newer than ours
+        fax_id = f"{n:040x}"
+        harness.state.faxes[fax_id] = Fax(fax_id, "12125550123", None, [], created_at=now + 10)
+    start = len(harness.requests)
+    try:
+        lookup = await provider.find(make_fax())
+    finally:
+        harness.state.faxes = saved
+
+    assert not lookup.certain and lookup.faxes == ()
+    assert "500" in lookup.detail
+    pages = [r.query["page"] for r in _since(harness, start)]
+    assert pages == [["1"], ["2"], ["3"], ["4"], ["5"]]
+
+
+# -- delete, cancel, lines ---------------------------------------------------------------
+async def test_delete_removes_the_fax_and_a_second_delete_is_done_already(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+    start = len(harness.requests)
+
+    await provider.delete(fax_id)
+    await provider.delete(fax_id)
+
+    assert fax_id not in harness.state.faxes
+    assert [(r.method, r.path) for r in _since(harness, start)] == [
+        ("DELETE", f"/v3/fax/{fax_id}"),
+        ("DELETE", f"/v3/fax/{fax_id}"),
+    ]
+
+
+async def test_cancel_is_not_in_the_api(provider: FaxProvider[Any]) -> None:
+    with pytest.raises(NotSupportedByProvider):
+        await provider.cancel("c2e9691c85d9d6fa6ae773842e3680b2b8650f1d")
+
+
+async def test_fax_lines_are_the_accounts_numbers_in_e164(
+    harness: DropboxSignHarness, provider: FaxProvider[Any]
+) -> None:
+    harness.state.lines = ["12125550100", "14155557897"]
+    start = len(harness.requests)
+
+    lines = await provider.fax_lines()
+
+    assert lines == ["+12125550100", "+14155557897"]
+    [request] = _since(harness, start)
+    assert (request.method, request.path) == ("GET", "/v3/fax_line/list")
+    harness.state.lines = ["12125550100"]
+
+
 # -- errors --------------------------------------------------------------------------------
-async def test_rate_limit_waits_until_x_ratelimit_reset(
+async def test_rate_limit_waits_until_x_ratelimit_reset_and_is_no_attempt(
     harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
     reset = int(time.time()) + 45
-    harness.fail_next(
-        429, harness.error_body("Too many requests."), headers={"X-Ratelimit-Reset": str(reset)}
-    )
+    # examples/json/Error429Response.json
+    body = {"error": {"error_msg": "Too many requests.", "error_name": "exceeded_rate"}}
+    harness.fail_next(429, body, headers={"X-Ratelimit-Reset": str(reset)})
 
     with pytest.raises(TransientProviderError) as caught:
         await provider.send(make_fax())
 
-    assert caught.value.retry_after_s is not None
-    assert 40 <= caught.value.retry_after_s <= 45
+    assert caught.value.rate_limited
+    assert caught.value.retry_after_s is not None and 40 <= caught.value.retry_after_s <= 45
     assert "Too many requests." in str(caught.value)
 
 
-async def test_server_error_is_transient(
+async def test_a_send_answered_200_without_a_fax_id_may_be_sent_never_refused(
     harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
-    harness.fail_next(500, harness.error_body("Internal error"))
+    harness.fail_next(200, {"fax": {"title": "faxbridge job x"}})
 
-    with pytest.raises(TransientProviderError):
+    with pytest.raises(TransientProviderError) as caught:
         await provider.send(make_fax())
+
+    assert caught.value.maybe_sent  # the worker asks `find` before sending again
+    assert not caught.value.rate_limited
 
 
 async def test_invalid_recipient_is_permanent_with_the_api_message(
     provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
-    with pytest.raises(PermanentProviderError, match="Invalid recipient: 1212"):
+    with pytest.raises(PermanentProviderError, match=r"Invalid recipient: \+1212"):
         await provider.send(make_fax("+1212"))
+
+
+async def test_payment_required_is_permanent(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # examples/json/Error402Response.json
+    body = {"error": {"error_msg": "You must upgrade to make additional requests."}}
+    harness.fail_next(402, body)
+
+    with pytest.raises(PermanentProviderError, match="You must upgrade"):
+        await provider.send(make_fax())
 
 
 async def test_wrong_api_key_is_permanent(make_provider: MakeProvider, make_fax: MakeFax) -> None:
@@ -344,30 +289,26 @@ async def test_wrong_api_key_is_permanent(make_provider: MakeProvider, make_fax:
 
 
 # -- account -------------------------------------------------------------------------------
-async def test_check_lists_one_fax(harness: DropboxSignHarness, provider: FaxProvider[Any]) -> None:
-    start = len(harness.requests)
-
-    description = await provider.check()
-
-    [request] = harness.requests[start:]
-    assert (request.method, request.path) == ("GET", "/v3/fax/list")
-    assert request.query == {"page": ["1"], "page_size": ["1"]}
-    assert f"{len(harness.state.faxes)} faxes" in description
-
-
-async def test_check_with_wrong_api_key_fails(make_provider: MakeProvider) -> None:
-    with pytest.raises(PermanentProviderError, match="401"):
-        await make_provider(api_key="wrong").check()
-
-
-async def test_setup_explains_where_to_paste_the_callback_url(
+async def test_check_makes_one_harmless_call_and_says_what_it_saw(
     harness: DropboxSignHarness, provider: FaxProvider[Any]
 ) -> None:
     start = len(harness.requests)
 
-    lines = await provider.setup()
+    description = await provider.check()
 
-    text = "\n".join(lines)
-    assert f"{PUBLIC_URL}/callbacks/dropboxsign" in text
-    assert REPLY in text
-    assert harness.requests[start:] == []  # nothing to register through the API
+    [request] = _since(harness, start)
+    assert (request.method, request.path) == ("GET", "/v3/fax/list")
+    assert request.query == {"page": ["1"], "page_size": ["1"]}
+    assert f"({len(harness.state.faxes)} faxes on the account)" in description
+
+
+async def test_setup_says_where_to_paste_the_callback_url_and_calls_nothing(
+    harness: DropboxSignHarness, provider: FaxProvider[Any]
+) -> None:
+    start = len(harness.requests)
+
+    text = "\n".join(await provider.setup())
+
+    assert "http://127.0.0.1:9/bridge/callbacks/dropboxsign" in text
+    assert "Hello API Event Received" in text
+    assert _since(harness, start) == []
