@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from PIL import Image
+from pypdf import PdfReader
 
 from bridge.errors import (
     CallbackAuthError,
@@ -251,6 +255,48 @@ async def test_inbound_fax_webhook_and_its_document(
     (get,) = calls_since(harness, start)
     account = harness.state.account_id
     assert get.path == f"/v2/accounts/{account}/faxes/inbox/{fax.provider_fax_id}/attachment"
+
+
+async def test_a_received_fax_stored_as_tiff_is_fetched_despite_crossbars_negotiation(
+    harness: KazooHarness, make_provider: MakeProvider, to_request: ToRequest
+) -> None:
+    # fax_request stores a received fax as image/tiff and cb_faxes offers only that type:
+    # Cowboy answers `Accept: application/pdf` alone with 406, and the fax would be lost.
+    provider = make_provider()
+    pdf = make_pdf("INBOUND TIFF", pages=1)
+    callback = harness.inbound_callback("+13105550199", "+12125550100", pdf)
+    (fax,) = (await provider.parse_callback(await to_request(callback))).inbound
+    account = harness.state.account_id
+    url = f"{harness.base_url}/accounts/{account}/faxes/inbox/{fax.provider_fax_id}/attachment"
+    headers = {"X-Auth-Token": harness.state.auth_token}
+    async with httpx.AsyncClient() as client:
+        refused = await client.get(url, headers={**headers, "Accept": "application/pdf"})
+    assert refused.status_code == 406
+
+    assert await provider.fetch_document(fax) == pdf
+
+
+async def test_a_received_fax_kazoo_serves_as_tiff_is_handed_on_as_pdf(
+    harness: KazooHarness, make_provider: MakeProvider, to_request: ToRequest
+) -> None:
+    # kazoo_convert `fax.attachment_format` may be tiff: the bridge still mails a PDF.
+    provider = make_provider()
+    callback = harness.inbound_callback("+13105550199", "+12125550100", make_pdf("X"))
+    (fax,) = (await provider.parse_callback(await to_request(callback))).inbound
+    harness.state.attachments[fax.provider_fax_id] = _tiff(pages=2)
+
+    document = await provider.fetch_document(fax)
+
+    assert document.startswith(b"%PDF")
+    assert len(PdfReader(io.BytesIO(document)).pages) == 2
+
+
+def _tiff(pages: int) -> bytes:
+    frames = [Image.new("1", (1728, 2200), 1) for _ in range(pages)]
+    out = io.BytesIO()
+    frames[0].save(out, format="TIFF", save_all=True, append_images=frames[1:],
+                   compression="group4", dpi=(204, 196))  # fmt: skip
+    return out.getvalue()
 
 
 async def test_a_webhook_naming_only_the_outbox_id_links_to_the_job(
