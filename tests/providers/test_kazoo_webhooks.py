@@ -20,7 +20,7 @@ from bridge.errors import (
 )
 from bridge.models import FailureReason, JobStatus, Redial, RedialPolicy
 from tests.providers.conftest import MakeFax, MakeProvider, ToRequest
-from tests.providers.emulators._kazoo_fax_worker import Dial, line_trouble
+from tests.providers.emulators._kazoo_fax_worker import Dial, delivery, line_trouble
 from tests.providers.emulators.kazoo import KazooHarness, make_harness
 from tests.providers.harness import CallbackHTTP, RecordedRequest
 from tests.providers.pdfs import make_pdf
@@ -172,6 +172,39 @@ async def test_the_hangup_cause_in_fax_info_decides_even_without_kazoos_words(
         FailureReason.NO_ANSWER,
         "NO_ANSWER",
     )
+
+
+@pytest.mark.parametrize("reason", ["delivered", "busy", "no_answer", "disconnected"])
+async def test_a_form_data_webhook_reads_as_its_json_twin(
+    harness: KazooHarness,
+    make_provider: MakeProvider,
+    make_fax: MakeFax,
+    to_request: ToRequest,
+    reason: str,
+) -> None:
+    # schemas/webhooks.json: `format` defaults to form-data (a hook made in Kazoo's own UI),
+    # and webhooks_util sends kz_http_util:json_to_querystring's `fax_info[fax_…]=…`.
+    provider = make_provider()
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+    notice = (
+        harness.finish(fax_id, "delivered")
+        if reason == "delivered"
+        else harness.finish(fax_id, "failed", reason)
+    )
+    hook = {"id": "hook-form", "custom_data": {"type": notice["event_name"]}}
+    form = delivery(notice, hook)
+    assert form.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert b"fax_info%5B" in form.body or b"fax_info[" in form.body
+    harness.fail_next(503, harness.error_body("datastore timeout"))  # the notice alone tells
+
+    (update,) = (await provider.parse_callback(await to_request(form))).updates
+
+    if reason == "delivered":
+        assert (update.status, update.pages) == (JobStatus.DELIVERED, 1)
+    else:
+        assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason(reason))
+    assert update.provider_fax_id == fax_id
+    assert update.at is not None and abs(update.at - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 async def test_a_webhook_counts_when_kazoos_record_cannot_be_read(

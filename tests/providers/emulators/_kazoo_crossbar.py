@@ -303,7 +303,8 @@ def make_app(state: KazooState) -> Starlette:
         return Response(content, media_type=media_type, headers=headers)
 
     async def webhooks(request: Request, token: str) -> Response:
-        """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; retries 2)."""
+        """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; defaults retries
+        2, http_verb post, format form-data)."""
         if request.method == "GET":
             return envelope(list(state.webhooks.values()), token=token)
         data = request_data(await request.body())
@@ -314,7 +315,8 @@ def make_app(state: KazooState) -> Starlette:
         hook_id = request.path_params.get("hook_id") or secrets.token_hex(16)
         if request.method == "POST" and hook_id not in state.webhooks:
             return bad_identifier(hook_id)
-        state.webhooks[hook_id] = {"enabled": True, "retries": 2, **data, "id": hook_id}
+        defaults = {"enabled": True, "retries": 2, "http_verb": "post", "format": "form-data"}
+        state.webhooks[hook_id] = {**defaults, **data, "id": hook_id}
         return envelope(state.webhooks[hook_id], 201 if request.method == "PUT" else 200, token)
 
     async def phone_numbers(request: Request, token: str) -> Response:

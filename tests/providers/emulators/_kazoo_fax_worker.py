@@ -6,7 +6,8 @@ for each way a dial ends, `release_successful_job`, `release_job` → `update_jo
 (the inbox document and the inbound notice), stepswitch_originate.erl (what a failed originate
 answers: `Response-Message` = the hang-up cause, `Response-Code` = the SIP code),
 ecallmgr's priv/mod_kazoo/definitions/fax_data.xml (the `Fax-*` keys), webhooks_util.erl
-(`fire_hook`: custom_data without `type`, `X-Hook-ID`/`X-Account-ID`, JSON body) and
+(`fire_hook`: custom_data without `type`, `X-Hook-ID`/`X-Account-ID`, JSON or form body),
+kz_http_util.erl (`json_to_querystring`) and
 crossbar's priv/webhooks_notifications-samples.json (the notices as delivered: numbers as
 strings, `fax_jobid` = `fax_id` = the outbox id).
 """
@@ -18,6 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from tests.providers.emulators._kazoo_requests import GREGORIAN_OFFSET_S, gregorian_now
 from tests.providers.harness import CallbackHTTP
@@ -189,13 +191,36 @@ def inbound_notice(doc: dict[str, Any], pages: int) -> dict[str, Any]:
 
 def delivery(notice: dict[str, Any], hook: dict[str, Any]) -> CallbackHTTP:
     """webhooks_util:fire_hook/do_fire: custom_data merged in without `type`/`action`, the
-    cluster id added, POSTed as pretty JSON with X-Hook-ID and X-Account-ID."""
+    cluster id added, POSTed with X-Hook-ID and X-Account-ID: as pretty JSON for a hook of
+    `format: json`, else (schemas/webhooks.json: `format` defaults to `form-data`) as
+    kz_http_util:json_to_querystring makes it, `application/x-www-form-urlencoded`."""
     custom = dict(hook.get("custom_data") or {})
     custom = {k: v for k, v in custom.items() if k not in ("type", "action")}
     payload = {**notice, **custom, "cluster_id": "kazoo-test-cluster"}
-    headers = {"content-type": "application/json", "x-hook-id": str(hook.get("id")),
-               "x-account-id": str(notice.get("account_id"))}  # fmt: skip
-    return CallbackHTTP(headers=headers, body=json.dumps(payload, indent=2).encode())
+    headers = {"x-hook-id": str(hook.get("id")), "x-account-id": str(notice.get("account_id"))}
+    if hook.get("format", "form-data") == "json":
+        body = json.dumps(payload, indent=2).encode()
+        return CallbackHTTP(headers={"content-type": "application/json", **headers}, body=body)
+    form = "&".join(_querystring(payload, ""))
+    headers["content-type"] = "application/x-www-form-urlencoded"
+    return CallbackHTTP(headers=headers, body=form.encode())
+
+
+def _querystring(value: dict[str, Any], prefix: str) -> list[str]:
+    """kz_http_util:json_to_querystring: `key[inner]=v` for objects, `key[]=v` per list item,
+    `true`/`false`, values url-encoded (`legacy`: spaces as `+`)."""
+    pairs: list[str] = []
+    for key, item in value.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(item, dict):
+            pairs += _querystring(item, name)
+        elif isinstance(item, list):
+            pairs += [f"{name}[]={quote_plus(str(v))}" for v in item]
+        elif isinstance(item, bool):
+            pairs.append(f"{name}={'true' if item else 'false'}")
+        elif item is not None:
+            pairs.append(f"{name}={quote_plus(str(item))}")
+    return pairs
 
 
 def _default_headers(event: str) -> dict[str, Any]:

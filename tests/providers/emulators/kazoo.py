@@ -148,7 +148,8 @@ class KazooHarness(CallsBack):
             kind = (hook.get("custom_data") or {}).get("type")
             if hook.get("hook") == "notifications" and kind in (event, "all"):
                 return hook
-        return {"id": secrets.token_hex(16), "custom_data": {"type": event}}
+        # No hook registered: one as `providers setup` registers it (`format: json`).
+        return {"id": secrets.token_hex(16), "custom_data": {"type": event}, "format": "json"}
 
     def registered_callback_url(self, inbound: bool) -> str | None:
         event = "inbound_fax" if inbound else "outbound_fax"
