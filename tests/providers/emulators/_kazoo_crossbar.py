@@ -81,6 +81,9 @@ class KazooState:
     attachment_types: dict[str, str] = field(default_factory=dict)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone_numbers
+    # Numbers of port requests still in progress (port_requests db, view
+    # port_requests/phone_numbers_listing): not in the numbers db yet.
+    port_requests: dict[str, str] = field(default_factory=dict)  # number → pvt_port_state
     running: dict[str, str] = field(default_factory=dict)  # fax_worker's status while processing
     # How `PUT faxes` answers: cb_faxes put/1 is `crossbar_util:response_202` with the saved
     # document (`_id`); doc/faxes.md shows 200-style `id`. Tests switch to the other variants.
@@ -320,8 +323,9 @@ def make_app(state: KazooState) -> Starlette:
         return envelope(state.webhooks[hook_id], 201 if request.method == "PUT" else 200, token)
 
     async def phone_numbers(request: Request, token: str) -> Response:
-        """cb_phone_numbers summary (doc/phone_numbers.md "List Account's Phone Numbers"):
-        `data.numbers` keyed by number, paged by number with start_key/next_start_key."""
+        """cb_phone_numbers summary (doc/phone_numbers.md "List Account's Phone Numbers";
+        view_account_phone_numbers): `data.numbers` keyed by number, paged by number with
+        start_key/next_start_key, port-request numbers merged in."""
         listed = sorted(state.numbers)
         start = request.query_params.get("start_key")
         if start:
@@ -334,6 +338,13 @@ def make_app(state: KazooState) -> Starlette:
         if rest:
             extra["next_start_key"] = rest[0]
         numbers = {number: state.numbers[number] for number in shown}
+        # maybe_add_port_request_numbers (include_ports, default true): every page gets the
+        # numbers of unfinished port requests, each as that view emits it.
+        if request.query_params.get("include_ports", "true").lower() == "true":
+            for number, port_state in state.port_requests.items():
+                numbers[number] = {"state": "port_in", "features": [],
+                                   "assigned_to": state.account_id, "port_id": "port-1",
+                                   "port_state": port_state}  # fmt: skip
         return envelope({"cascade_quantity": 0, "numbers": numbers}, token=token, **extra)
 
     fax = "/v2/accounts/{account}/faxes"
