@@ -181,8 +181,9 @@ def make_app(state: KazooState) -> Starlette:
         if state.reply_delay_s:
             await asyncio.sleep(state.reply_delay_s)
         shown = saved if state.put_data == "saved" else public(saved)
-        return envelope(shown, state.put_status, token, revision=saved["_rev"],
-                        headers={"location": fax_id})  # fmt: skip
+        # No Location header: Crossbar sets one only for redirects (crossbar_util
+        # response_redirect); the reply's body is all that names the new job.
+        return envelope(shown, state.put_status, token, revision=saved["_rev"])
 
     async def list_outgoing(request: Request, token: str) -> Response:
         """cb_faxes outgoing_summary: view faxes/list_by_account over the faxes db, values
