@@ -246,8 +246,10 @@ class KazooProvider(KazooLookup):
         station = info.get("fax_remote_station_id")
         return InboundFax(
             provider_fax_id=str(payload["fax_id"]),
-            from_number=self._number(payload.get("caller_id_number")),
-            to_number=self._number(payload.get("callee_id_number") or payload.get("to_user")),
+            # fax_request notify_fields: `to_user` is the number dialled (kapps_call:to_user),
+            # `callee_id_number` only the call's callee ID (another number in the sample).
+            from_number=self._number(payload.get("caller_id_number") or payload.get("from_user")),
+            to_number=self._number(payload.get("to_user") or payload.get("callee_id_number")),
             pages=as_int(info.get("fax_total_pages") or info.get("fax_transferred_pages")),
             received=from_gregorian(payload.get("fax_timestamp")),
             remote_station_id=station if isinstance(station, str) and station else None,

@@ -290,6 +290,32 @@ async def test_inbound_fax_webhook_and_its_document(
     assert get.path == f"/v2/accounts/{account}/faxes/inbox/{fax.provider_fax_id}/attachment"
 
 
+async def test_the_inbound_fax_sample_names_the_number_dialled_by_to_user(
+    make_provider: MakeProvider, to_request: ToRequest
+) -> None:
+    # crossbar priv/webhooks_notifications-samples.json, `inbound_fax`: callee_id_number
+    # (+16282037452) is not the number dialled; to_user (+15565671234) is, as the local
+    # station id shows. A bridge reading callee_id_number finds no faxbox for the fax.
+    payload = {"account_id": "7600efb3424dc4b79854521fd4563d0a",
+               "callee_id_name": "+16282037452", "callee_id_number": "+16282037452",
+               "caller_id_name": "+15554566778", "caller_id_number": "+15554566778",
+               "event_category": "notification", "event_name": "inbound_fax",
+               "fax_id": "201905-3513f829b23ce4ec8e4bc372701a0cae",
+               "fax_info": {"fax_local_station_id": "+1 556 567 1234",
+                            "fax_remote_station_id": "+1 555 456 6778",
+                            "fax_success": True, "fax_total_pages": "2",
+                            "fax_transferred_pages": "2"},
+               "fax_timestamp": 63724396563, "from_user": "+15554566778",
+               "to_user": "+15565671234"}  # fmt: skip
+
+    (fax,) = (
+        await make_provider().parse_callback(await to_request(json_callback(payload)))
+    ).inbound
+
+    assert (fax.from_number, fax.to_number) == ("+15554566778", "+15565671234")
+    assert (fax.pages, fax.remote_station_id) == (2, "+1 555 456 6778")
+
+
 async def test_a_received_fax_stored_as_tiff_is_fetched_despite_crossbars_negotiation(
     harness: KazooHarness, make_provider: MakeProvider, to_request: ToRequest
 ) -> None:

@@ -173,14 +173,20 @@ def inbox_doc(account_id: str, fax_id: str, sender: str, to: str, pages: int) ->
             "pvt_account_id": account_id}  # fmt: skip
 
 
+# The `inbound_fax` sample's callee ID: kapps_call:callee_id_number of the inbound call, which
+# the sample shows differing from `to_user` (the number dialled, kapps_call:to_user).
+SAMPLE_CALLEE_ID = "+16282037452"
+
+
 def inbound_notice(doc: dict[str, Any], pages: int) -> dict[str, Any]:
-    """fax_request notify_success, shaped as the `inbound_fax` sample."""
+    """fax_request notify_fields (+ notify_success), shaped as the `inbound_fax` sample:
+    `to_user` is the number dialled, `callee_id_number` the call's callee ID."""
     info = {"fax_success": True, "fax_result_code": "0", "fax_result_text": "OK",
             "fax_total_pages": str(pages), "fax_transferred_pages": str(pages),
             "fax_remote_station_id": "SENDER FAX", "fax_doc_id": doc["_id"],
             "fax_bad_rows": "0", "fax_transfer_rate": "9600"}  # fmt: skip
     return {"account_id": doc["pvt_account_id"], "call_id": secrets.token_hex(8),
-            "callee_id_name": doc["to_number"], "callee_id_number": doc["to_number"],
+            "callee_id_name": SAMPLE_CALLEE_ID, "callee_id_number": SAMPLE_CALLEE_ID,
             "caller_id_name": doc["from_number"], "caller_id_number": doc["from_number"],
             "fax_id": doc["_id"], "fax_info": info,
             "fax_notifications": {"email": {"send_to": []}}, "fax_timestamp": gregorian_now(),
