@@ -108,6 +108,24 @@ async def test_a_busy_or_unanswered_line_is_never_called_disconnected(
     assert (called.reason, called.provider_code) == (reason, code)
 
 
+async def test_a_job_whose_worker_crashed_fails_by_polling_with_no_webhook(
+    harness: KazooHarness, make_provider: MakeProvider, make_fax: MakeFax
+) -> None:
+    # fax_worker terminate/2 (abnormal exit): release_failed_job('uncontrolled_termination')
+    # with retries 0, then nothing: no move to the outbox, no notification.
+    provider = make_provider()
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+
+    assert harness.dial(fax_id, Dial("uncontrolled_termination")) is None
+    assert fax_id in harness.state.faxes_db
+    update = await provider.status(fax_id)
+
+    assert update is not None
+    assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.UNKNOWN)
+    assert update.provider_text is not None and "process terminated" in update.provider_text
+    assert update.tries == 1
+
+
 # -- webhooks ------------------------------------------------------------------------------
 async def test_outbound_fax_webhook_is_delivered_and_linked_by_kazoos_record(
     harness: KazooHarness, make_provider: MakeProvider, make_fax: MakeFax, to_request: ToRequest

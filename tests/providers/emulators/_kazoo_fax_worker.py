@@ -31,13 +31,14 @@ DEFAULT_RETRY_PERIOD_S = 300  # fax_worker ?DEFAULT_RETRY_PERIOD (fax.default_re
 class Dial:
     """How one dial ended, as fax_worker hears it; `path` names its release clause."""
 
-    path: str  # tx_resp | fax_result | bad_file | invalid_cid | uncontrolled_termination
+    # tx_resp | fax_result | bad_file | invalid_cid | job_timeout | uncontrolled_termination
+    path: str
     response_code: str = ""  # offnet resp `Response-Code` (tx_resp), e.g. "sip:486"
     response_message: str = ""  # … `Response-Message`: the hang-up cause
     hangup_code: str | None = None  # CHANNEL_FAX_STATUS `Hangup-Code` (fax_result)
     hangup_cause: str | None = None
     fax_data: dict[str, Any] = field(default_factory=dict)  # `Application-Data` Fax-* keys
-    message: str = ""  # bad_file's error (kz_fax_attachment)
+    message: str = ""  # bad_file's error (kz_fax_attachment); job_timeout's stage
 
 
 def line_trouble(code: int, cause: str) -> Dial:
@@ -62,7 +63,10 @@ FAILURES: dict[str, Dial] = {
     "bad_number": line_trouble(404, "UNALLOCATED_NUMBER"),
     "disconnected": transmission(1, ok=False, code="49", text="The call dropped prematurely"),
     "file_error": Dial("bad_file", message="invalid format for attachment"),
-    "unknown": Dial("uncontrolled_termination"),
+    # handle_info('timeout') in a stage (?FAX_ORIGINATE = "originate"): result_code 500, and
+    # then `stop` → move_doc → notify, as for every other release. (An uncontrolled
+    # termination is no `unknown` webhook: terminate/2 never notifies.)
+    "unknown": Dial("job_timeout", message="originate"),
 }
 
 
@@ -94,6 +98,11 @@ def release(job: dict[str, Any], dial: Dial, identity: dict[str, Any]) -> dict[s
     elif dial.path == "bad_file":
         result = {"success": False, "result_code": 0, "result_text": dial.message,
                   "pages_sent": 0, "time_elapsed": elapsed, "fax_bad_rows": 0, "fax_speed": 0,
+                  "fax_receiver_id": "", "fax_error_correction": False}  # fmt: skip
+    elif dial.path == "job_timeout":
+        result = {"success": False, "result_code": 500,
+                  "result_text": f"fax job timed out - {dial.message}", "pages_sent": 0,
+                  "time_elapsed": elapsed, "fax_bad_rows": 0, "fax_speed": 0,
                   "fax_receiver_id": "", "fax_error_correction": False}  # fmt: skip
     elif dial.path == "invalid_cid":
         text = f"invalid fax cid number: {job.get('from_number')}"

@@ -106,6 +106,10 @@ class KazooHarness(CallsBack):
         resp = release(job, dial, {k: v for k, v in identity.items() if v})
         if job["pvt_job_status"] == "pending":
             return None
+        if dial.path == "uncontrolled_termination":
+            # terminate/2 releases the job (retries 0) and ends: no `stop` cast, so no
+            # move_doc and no notify. The failed job stays in the faxes db, unannounced.
+            return None
         doc = moved(self.state.faxes_db.pop(fax_id))
         self.state.modb[doc["_id"]] = doc
         if fax_id in self.state.attachments:
