@@ -319,8 +319,10 @@ class KazooProvider(KazooLookup):
                 "the bridge authenticates them by the token in their URL. Nothing registered."
             ]
         uri = self.callback_url()
-        listed = json_object(await self.call("GET", f"{self._account}/webhooks")).get("data")
-        existing = {h.get("name"): h for h in listed or [] if isinstance(h, dict)}
+        # cb_webhooks summary is a paged crossbar_view listing (50 rows unless asked):
+        # a hook on a later page must not be registered twice.
+        listed, _ = await self.listing(f"{self._account}/webhooks")
+        existing = {h.get("name"): h for h in listed}
         lines: list[str] = []
         for event in HOOK_EVENTS:
             name = f"faxbridge {self.name} {event}"

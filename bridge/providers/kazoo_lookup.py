@@ -83,7 +83,13 @@ class KazooLookup(HTTPProvider[KazooConfig]):
         self, path: str, job_id: str, params: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], bool]:
         """The rows Kazoo lists for `job_id`, every page; False when the pages ran out."""
-        query = {**params, f"filter_{JOB_ID_FIELD}": job_id, "page_size": PAGE_SIZE}
+        return await self.listing(path, {**params, f"filter_{JOB_ID_FIELD}": job_id})
+
+    async def listing(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Every row of a Crossbar listing, page by page; False when the pages ran out."""
+        query = {**(params or {}), "page_size": PAGE_SIZE}
         rows: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             body = json_object(await self.call("GET", path, params=query))

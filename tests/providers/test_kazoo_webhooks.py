@@ -430,6 +430,27 @@ async def test_setup_registers_one_notifications_webhook_per_fax_event(
     assert (await provider.parse_callback(await to_request(callback))).updates
 
 
+async def test_setup_finds_its_webhooks_on_any_page_of_kazoos_listing(
+    harness: KazooHarness, make_provider: MakeProvider
+) -> None:
+    # cb_webhooks lists through crossbar_view: 50 rows a page, `next_start_key` after.
+    provider = make_provider()
+    harness.state.webhooks.clear()
+    for n in range(120):
+        hook_id = f"{'f' * 24}{n:08x}"  # listed before ours (descending by id)
+        harness.state.webhooks[hook_id] = {"id": hook_id, "name": f"other {n}",
+                                           "hook": "channel_create", "enabled": True,
+                                           "uri": f"http://crm.example/{n}"}  # fmt: skip
+    await provider.setup()
+    start = len(harness.requests)
+
+    again = await provider.setup()
+
+    assert all("already" in line for line in again), again
+    assert [r.method for r in calls_since(harness, start)] == ["GET", "GET", "GET"]
+    assert sum(h.get("hook") == "notifications" for h in harness.state.webhooks.values()) == 4
+
+
 async def test_setup_moves_a_webhook_that_points_elsewhere(
     harness: KazooHarness, make_provider: MakeProvider
 ) -> None:

@@ -114,6 +114,14 @@ def acceptable(accept: str | None, offered: str) -> bool:
     return False
 
 
+def _hook_row(hook: dict[str, Any]) -> dict[str, Any]:
+    """The crossbar_listing value of a webhook: no custom_data, format or verb."""
+    return {"id": hook["id"], "hook": hook.get("hook"), "name": hook.get("name"),
+            "uri": hook.get("uri"), "group": hook.get("group"),
+            "enabled": hook.get("enabled", True),
+            "disable_reason": hook.get("pvt_disabled_message")}  # fmt: skip
+
+
 def make_app(state: KazooState) -> Starlette:
     def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """cb_token_auth and api_resource: a live token, its own account."""
@@ -310,7 +318,12 @@ def make_app(state: KazooState) -> Starlette:
         """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; defaults retries
         2, http_verb post, format form-data)."""
         if request.method == "GET":
-            return envelope(list(state.webhooks.values()), token=token)
+            # summary: view webhooks/crossbar_listing (webhooksdb-webhooks.json), key
+            # [account, id], values only, paged by crossbar_view.
+            rows = [([state.account_id, hook_id], hook, _hook_row(hook))
+                    for hook_id, hook in state.webhooks.items()]  # fmt: skip
+            data, extra = page(dict(request.query_params), rows)
+            return envelope(data, token=token, **extra)
         data = request_data(await request.body())
         for key in ("hook", "name", "uri"):
             if not data.get(key):
