@@ -510,3 +510,20 @@ def test_a_kazoo_webhook_for_a_fax_the_bridge_does_not_know_is_kept_not_refused(
     [kept] = provider_bridge.store.callbacks.recent(provider="kazoo")
     assert "names no fax job of this bridge" in kept["reason"]
     assert provider_bridge.store.jobs.recent(status="delivered") == []
+
+
+@pytest.mark.parametrize("emulator", ["kazoo"], indirect=True)
+def test_a_kazoo_inbound_fax_whose_document_cannot_be_fetched_is_kept_and_answered_200(
+    provider_bridge: BridgeThread, emulator: Any
+) -> None:
+    # Kazoo never sends a webhook again after a non-200 (webhooks_util.erl handle_resp): a
+    # 503 "document not available yet" would lose the notice without a trace.
+    callback = emulator.inbound_callback("+13105550199", "+12125550100", make_pdf("IN", 1))
+    fax_id = next(iter(emulator.state.attachments))
+    emulator.state.attachments.pop(fax_id)  # Crossbar: 404 bad identifier
+
+    reply = emulator.post(callback, inbound=True)
+
+    assert reply.status_code == 200
+    [kept] = provider_bridge.store.callbacks.recent(provider="kazoo")
+    assert fax_id in kept["reason"] and "could not be fetched" in kept["reason"]

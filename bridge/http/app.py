@@ -17,7 +17,13 @@ from bridge.events import apply_status, record_inbound
 from bridge.http.api import API_DESCRIPTION, kazoo_api
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
-from bridge.models import CallbackRequest, InboundFax, StatusUpdate, UnclassifiedCallback
+from bridge.models import (
+    CallbackRequest,
+    CallbackResult,
+    InboundFax,
+    StatusUpdate,
+    UnclassifiedCallback,
+)
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
 
@@ -69,7 +75,11 @@ def create_app(
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
         except ProviderError as exc:
             log.error("callback for %s: cannot fetch the document: %s", provider_name, exc)
-            return JSONResponse({"error": "document not available yet"}, status_code=503)
+            if provider.retries_refused_callbacks:
+                return JSONResponse({"error": "document not available yet"}, status_code=503)
+            # A 503 would not bring it again (Kazoo): keep what it said, answer 200.
+            await _keep(store, provider_name, incoming, undelivered(result, exc))
+            return PlainTextResponse(result.reply_body)
         if not known:
             if provider.retries_refused_callbacks:
                 # Ask the provider to try again later: the send may not be recorded yet.
@@ -108,6 +118,19 @@ def unmatched(update: StatusUpdate) -> UnclassifiedCallback:
         event=update.provider_code,
         provider_fax_id=update.provider_fax_id or None,
         job_id=update.job_id,
+    )
+
+
+def undelivered(result: CallbackResult, exc: ProviderError) -> UnclassifiedCallback:
+    """An inbound fax whose document could not be fetched from a provider that will not
+    send the callback again: kept, so `explain` and the callback log show it."""
+    fax = result.inbound[0] if result.inbound else None
+    return UnclassifiedCallback(
+        reason=f"inbound fax {fax.provider_fax_id if fax else '?'} from "
+        f"{fax.from_number if fax else '?'}: its document could not be fetched ({exc}); "
+        "the provider will not send this callback again, the fax is still at the provider",
+        event="inbound",
+        provider_fax_id=fax.provider_fax_id if fax else None,
     )
 
 

@@ -66,6 +66,9 @@ OUTBOUND_EVENTS = frozenset({"outbound_fax", "outbound_fax_error"})
 # Crossbar's 429 names no wait; its token bucket (kz_buckets: 100 tokens, 10 a second) is
 # full again after 10 s.
 RATE_LIMIT_WAIT_S = 10.0
+# cb_faxes content_types_provided_for_fax offers only the stored type (image/tiff for a received
+# fax); PDF is preferred where offered.
+ATTACHMENT_ACCEPT = "application/pdf, image/tiff;q=0.9, */*;q=0.5"
 # A callback is answered after at most this long spent asking Kazoo for the job's record.
 CALLBACK_LOOKUP_TIMEOUT_S = 5.0
 # webhooks.json: `retries` 0..4, the tries in all; webhooks_util retries only when the bridge
@@ -243,8 +246,10 @@ class KazooProvider(KazooLookup):
         station = info.get("fax_remote_station_id")
         return InboundFax(
             provider_fax_id=str(payload["fax_id"]),
-            from_number=self._number(payload.get("caller_id_number")),
-            to_number=self._number(payload.get("callee_id_number") or payload.get("to_user")),
+            # fax_request notify_fields: `to_user` is the number dialled (kapps_call:to_user),
+            # `callee_id_number` only the call's callee ID (another number in the sample).
+            from_number=self._number(payload.get("caller_id_number") or payload.get("from_user")),
+            to_number=self._number(payload.get("to_user") or payload.get("callee_id_number")),
             pages=as_int(info.get("fax_total_pages") or info.get("fax_transferred_pages")),
             received=from_gregorian(payload.get("fax_timestamp")),
             remote_station_id=station if isinstance(station, str) and station else None,
@@ -259,11 +264,21 @@ class KazooProvider(KazooLookup):
         return number
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
+        """The received fax as a PDF.
+
+        cb_faxes offers the attachment only in the content type it was stored with, and a
+        received fax is stored as TIFF (fax_request: `received_file_<id>.tiff`), so an
+        `Accept: application/pdf` alone is answered 406 by Cowboy's negotiation. Any type is
+        accepted; Kazoo converts to its `kazoo_convert` `fax.attachment_format` (PDF unless
+        configured otherwise), and a TIFF it sends is made a PDF here.
+        """
         if fax.document is not None:
             return fax.document
         path = f"{self._account}/faxes/inbox/{fax.provider_fax_id}/attachment"
-        response = await self.call("GET", path, headers={"Accept": "application/pdf"})
-        return response.content
+        response = await self.call("GET", path, headers={"Accept": ATTACHMENT_ACCEPT})
+        if response.content.startswith(b"%PDF"):
+            return response.content
+        return await asyncio.to_thread(_tiff_as_pdf, response.content, fax.provider_fax_id)
 
     # -- privacy -------------------------------------------------------------------------
     async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
@@ -304,8 +319,10 @@ class KazooProvider(KazooLookup):
                 "the bridge authenticates them by the token in their URL. Nothing registered."
             ]
         uri = self.callback_url()
-        listed = json_object(await self.call("GET", f"{self._account}/webhooks")).get("data")
-        existing = {h.get("name"): h for h in listed or [] if isinstance(h, dict)}
+        # cb_webhooks summary is a paged crossbar_view listing (50 rows unless asked):
+        # a hook on a later page must not be registered twice.
+        listed, _ = await self.listing(f"{self._account}/webhooks")
+        existing = {h.get("name"): h for h in listed}
         lines: list[str] = []
         for event in HOOK_EVENTS:
             name = f"faxbridge {self.name} {event}"
@@ -373,6 +390,17 @@ def _multipart_mixed(data: dict[str, Any], pdf: bytes, filename: str) -> tuple[b
         ]
     )
     return body, f"multipart/mixed; boundary={boundary}"
+
+
+def _tiff_as_pdf(data: bytes, fax_id: str) -> bytes:
+    from bridge.documents.convert import Unusable, tiff_to_pdf
+
+    try:
+        return tiff_to_pdf(data).pdf
+    except Unusable as exc:
+        raise PermanentProviderError(
+            f"kazoo: the document of inbound fax {fax_id} is neither PDF nor TIFF: {exc}"
+        ) from exc
 
 
 def _unclassified(reason: str, event: str | None, fax_id: str | None = None) -> CallbackResult:

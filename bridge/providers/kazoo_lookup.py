@@ -83,7 +83,13 @@ class KazooLookup(HTTPProvider[KazooConfig]):
         self, path: str, job_id: str, params: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], bool]:
         """The rows Kazoo lists for `job_id`, every page; False when the pages ran out."""
-        query = {**params, f"filter_{JOB_ID_FIELD}": job_id, "page_size": PAGE_SIZE}
+        return await self.listing(path, {**params, f"filter_{JOB_ID_FIELD}": job_id})
+
+    async def listing(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Every row of a Crossbar listing, page by page; False when the pages ran out."""
+        query = {**(params or {}), "page_size": PAGE_SIZE}
         rows: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             body = json_object(await self.call("GET", path, params=query))
@@ -96,9 +102,13 @@ class KazooLookup(HTTPProvider[KazooConfig]):
         return rows, False
 
     async def fax_lines(self) -> list[str] | None:
-        """The numbers assigned to the account that Kazoo lets a fax carry as caller ID."""
+        """The numbers assigned to the account that Kazoo lets a fax carry as caller ID.
+
+        fax_util:is_valid_caller_id asks the numbers database (knm_numbers:lookup_account),
+        so the numbers of unfinished port requests, which cb_phone_numbers merges into its
+        listing unless `include_ports=false`, are left out."""
         numbers: set[str] = set()
-        query: dict[str, Any] = {"page_size": 100}
+        query: dict[str, Any] = {"page_size": 100, "include_ports": "false"}
         for _ in range(MAX_PAGES):
             response = await self.call("GET", f"{self._account}/phone_numbers", params=query)
             body = json_object(response)

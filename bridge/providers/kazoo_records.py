@@ -240,11 +240,15 @@ def error_text(response: httpx.Response) -> str:
 
 
 def notification_payload(request: CallbackRequest) -> dict[str, Any]:
-    """A webhook's body: JSON (`format: json`) or a form (`form-data`, fax_info as JSON)."""
+    """A webhook's body: JSON (`format: json`) or a form (`format: form-data`, the schema's
+    default), which kz_http_util:json_to_querystring flattens to `fax_info[fax_success]=true`
+    and `key[]=item`; a `fax_info` sent as JSON text is read too."""
     try:
-        payload: Any = json.loads(request.body) if request.body.strip() else dict(request.form)
+        payload: Any = json.loads(request.body) if request.body.strip() else None
     except ValueError:
-        payload = dict(request.form)
+        payload = None
+    if payload is None:
+        payload = _unflatten(request.form)
     if not isinstance(payload, dict) or not payload:
         raise CallbackError("Kazoo callback body is not a JSON object")
     if isinstance(payload.get("fax_info"), str):  # `format: form-data` hooks
@@ -252,6 +256,36 @@ def notification_payload(request: CallbackRequest) -> dict[str, Any]:
             payload["fax_info"] = json.loads(payload["fax_info"])
         except ValueError as exc:
             raise CallbackError("Kazoo callback fax_info is not JSON") from exc
+    return payload
+
+
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _unflatten(form: dict[str, str]) -> dict[str, Any]:
+    """`a[b][c]=v` → {"a": {"b": {"c": v}}}; `a[]=v` → {"a": [v]}."""
+    payload: dict[str, Any] = {}
+    for key, value in form.items():
+        head = key.split("[", 1)[0]
+        path = [head, *_BRACKETS.findall(key[len(head) :])]
+        if not head or "".join(f"[{p}]" for p in path[1:]) != key[len(head) :]:
+            path = [key]  # not bracketed as Kazoo writes it: keep the key as it is
+        node = payload
+        for part, following in zip(path, [*path[1:], None], strict=True):
+            if following is None:
+                if part == "":
+                    continue
+                node[part] = value
+            elif following == "":
+                listed = node.setdefault(part, [])
+                if isinstance(listed, list):
+                    listed.append(value)
+                break
+            else:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    break
+                node = child
     return payload
 
 

@@ -213,6 +213,21 @@ async def test_fax_lines_are_the_numbers_kazoo_lets_a_fax_carry(
     assert len(pages) == 2 and pages[1].query["start_key"] == [sorted(harness.state.numbers)[100]]
 
 
+async def test_a_number_still_being_ported_in_is_no_fax_line(
+    harness: KazooHarness, make_provider: MakeProvider
+) -> None:
+    # cb_phone_numbers lists an unfinished port request's numbers as `port_in`, but
+    # fax_worker's caller-ID check (knm_numbers:lookup_account) does not know them yet.
+    harness.state.port_requests["+12125550177"] = "submitted"
+    try:
+        lines = await make_provider().fax_lines()
+    finally:
+        harness.state.port_requests.clear()
+
+    assert lines is not None and "+12125550100" in lines
+    assert "+12125550177" not in lines
+
+
 # -- configuration -------------------------------------------------------------------------
 def test_check_config_refuses_a_kazoo_faxbox_without_caller_id(tmp_path: Path, db_url: str) -> None:
     config = tmp_path / "config.yaml"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from PIL import Image
+from pypdf import PdfReader
 
 from bridge.errors import (
     CallbackAuthError,
@@ -16,7 +20,7 @@ from bridge.errors import (
 )
 from bridge.models import FailureReason, JobStatus, Redial, RedialPolicy
 from tests.providers.conftest import MakeFax, MakeProvider, ToRequest
-from tests.providers.emulators._kazoo_fax_worker import Dial, line_trouble
+from tests.providers.emulators._kazoo_fax_worker import Dial, delivery, line_trouble
 from tests.providers.emulators.kazoo import KazooHarness, make_harness
 from tests.providers.harness import CallbackHTTP, RecordedRequest
 from tests.providers.pdfs import make_pdf
@@ -104,6 +108,24 @@ async def test_a_busy_or_unanswered_line_is_never_called_disconnected(
     assert (called.reason, called.provider_code) == (reason, code)
 
 
+async def test_a_job_whose_worker_crashed_fails_by_polling_with_no_webhook(
+    harness: KazooHarness, make_provider: MakeProvider, make_fax: MakeFax
+) -> None:
+    # fax_worker terminate/2 (abnormal exit): release_failed_job('uncontrolled_termination')
+    # with retries 0, then nothing: no move to the outbox, no notification.
+    provider = make_provider()
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+
+    assert harness.dial(fax_id, Dial("uncontrolled_termination")) is None
+    assert fax_id in harness.state.faxes_db
+    update = await provider.status(fax_id)
+
+    assert update is not None
+    assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.UNKNOWN)
+    assert update.provider_text is not None and "process terminated" in update.provider_text
+    assert update.tries == 1
+
+
 # -- webhooks ------------------------------------------------------------------------------
 async def test_outbound_fax_webhook_is_delivered_and_linked_by_kazoos_record(
     harness: KazooHarness, make_provider: MakeProvider, make_fax: MakeFax, to_request: ToRequest
@@ -168,6 +190,39 @@ async def test_the_hangup_cause_in_fax_info_decides_even_without_kazoos_words(
         FailureReason.NO_ANSWER,
         "NO_ANSWER",
     )
+
+
+@pytest.mark.parametrize("reason", ["delivered", "busy", "no_answer", "disconnected"])
+async def test_a_form_data_webhook_reads_as_its_json_twin(
+    harness: KazooHarness,
+    make_provider: MakeProvider,
+    make_fax: MakeFax,
+    to_request: ToRequest,
+    reason: str,
+) -> None:
+    # schemas/webhooks.json: `format` defaults to form-data (a hook made in Kazoo's own UI),
+    # and webhooks_util sends kz_http_util:json_to_querystring's `fax_info[fax_…]=…`.
+    provider = make_provider()
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+    notice = (
+        harness.finish(fax_id, "delivered")
+        if reason == "delivered"
+        else harness.finish(fax_id, "failed", reason)
+    )
+    hook = {"id": "hook-form", "custom_data": {"type": notice["event_name"]}}
+    form = delivery(notice, hook)
+    assert form.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert b"fax_info%5B" in form.body or b"fax_info[" in form.body
+    harness.fail_next(503, harness.error_body("datastore timeout"))  # the notice alone tells
+
+    (update,) = (await provider.parse_callback(await to_request(form))).updates
+
+    if reason == "delivered":
+        assert (update.status, update.pages) == (JobStatus.DELIVERED, 1)
+    else:
+        assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason(reason))
+    assert update.provider_fax_id == fax_id
+    assert update.at is not None and abs(update.at - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 async def test_a_webhook_counts_when_kazoos_record_cannot_be_read(
@@ -253,6 +308,74 @@ async def test_inbound_fax_webhook_and_its_document(
     assert get.path == f"/v2/accounts/{account}/faxes/inbox/{fax.provider_fax_id}/attachment"
 
 
+async def test_the_inbound_fax_sample_names_the_number_dialled_by_to_user(
+    make_provider: MakeProvider, to_request: ToRequest
+) -> None:
+    # crossbar priv/webhooks_notifications-samples.json, `inbound_fax`: callee_id_number
+    # (+16282037452) is not the number dialled; to_user (+15565671234) is, as the local
+    # station id shows. A bridge reading callee_id_number finds no faxbox for the fax.
+    payload = {"account_id": "7600efb3424dc4b79854521fd4563d0a",
+               "callee_id_name": "+16282037452", "callee_id_number": "+16282037452",
+               "caller_id_name": "+15554566778", "caller_id_number": "+15554566778",
+               "event_category": "notification", "event_name": "inbound_fax",
+               "fax_id": "201905-3513f829b23ce4ec8e4bc372701a0cae",
+               "fax_info": {"fax_local_station_id": "+1 556 567 1234",
+                            "fax_remote_station_id": "+1 555 456 6778",
+                            "fax_success": True, "fax_total_pages": "2",
+                            "fax_transferred_pages": "2"},
+               "fax_timestamp": 63724396563, "from_user": "+15554566778",
+               "to_user": "+15565671234"}  # fmt: skip
+
+    (fax,) = (
+        await make_provider().parse_callback(await to_request(json_callback(payload)))
+    ).inbound
+
+    assert (fax.from_number, fax.to_number) == ("+15554566778", "+15565671234")
+    assert (fax.pages, fax.remote_station_id) == (2, "+1 555 456 6778")
+
+
+async def test_a_received_fax_stored_as_tiff_is_fetched_despite_crossbars_negotiation(
+    harness: KazooHarness, make_provider: MakeProvider, to_request: ToRequest
+) -> None:
+    # fax_request stores a received fax as image/tiff and cb_faxes offers only that type:
+    # Cowboy answers `Accept: application/pdf` alone with 406, and the fax would be lost.
+    provider = make_provider()
+    pdf = make_pdf("INBOUND TIFF", pages=1)
+    callback = harness.inbound_callback("+13105550199", "+12125550100", pdf)
+    (fax,) = (await provider.parse_callback(await to_request(callback))).inbound
+    account = harness.state.account_id
+    url = f"{harness.base_url}/accounts/{account}/faxes/inbox/{fax.provider_fax_id}/attachment"
+    headers = {"X-Auth-Token": harness.state.auth_token}
+    async with httpx.AsyncClient() as client:
+        refused = await client.get(url, headers={**headers, "Accept": "application/pdf"})
+    assert refused.status_code == 406
+
+    assert await provider.fetch_document(fax) == pdf
+
+
+async def test_a_received_fax_kazoo_serves_as_tiff_is_handed_on_as_pdf(
+    harness: KazooHarness, make_provider: MakeProvider, to_request: ToRequest
+) -> None:
+    # kazoo_convert `fax.attachment_format` may be tiff: the bridge still mails a PDF.
+    provider = make_provider()
+    callback = harness.inbound_callback("+13105550199", "+12125550100", make_pdf("X"))
+    (fax,) = (await provider.parse_callback(await to_request(callback))).inbound
+    harness.state.attachments[fax.provider_fax_id] = _tiff(pages=2)
+
+    document = await provider.fetch_document(fax)
+
+    assert document.startswith(b"%PDF")
+    assert len(PdfReader(io.BytesIO(document)).pages) == 2
+
+
+def _tiff(pages: int) -> bytes:
+    frames = [Image.new("1", (1728, 2200), 1) for _ in range(pages)]
+    out = io.BytesIO()
+    frames[0].save(out, format="TIFF", save_all=True, append_images=frames[1:],
+                   compression="group4", dpi=(204, 196))  # fmt: skip
+    return out.getvalue()
+
+
 async def test_a_webhook_naming_only_the_outbox_id_links_to_the_job(
     harness: KazooHarness, make_provider: MakeProvider, make_fax: MakeFax, to_request: ToRequest
 ) -> None:
@@ -305,6 +428,27 @@ async def test_setup_registers_one_notifications_webhook_per_fax_event(
     assert callback.headers["x-hook-id"] == outbound["id"]
     assert "type" not in json.loads(callback.body)  # webhooks_util strips it from custom_data
     assert (await provider.parse_callback(await to_request(callback))).updates
+
+
+async def test_setup_finds_its_webhooks_on_any_page_of_kazoos_listing(
+    harness: KazooHarness, make_provider: MakeProvider
+) -> None:
+    # cb_webhooks lists through crossbar_view: 50 rows a page, `next_start_key` after.
+    provider = make_provider()
+    harness.state.webhooks.clear()
+    for n in range(120):
+        hook_id = f"{'f' * 24}{n:08x}"  # listed before ours (descending by id)
+        harness.state.webhooks[hook_id] = {"id": hook_id, "name": f"other {n}",
+                                           "hook": "channel_create", "enabled": True,
+                                           "uri": f"http://crm.example/{n}"}  # fmt: skip
+    await provider.setup()
+    start = len(harness.requests)
+
+    again = await provider.setup()
+
+    assert all("already" in line for line in again), again
+    assert [r.method for r in calls_since(harness, start)] == ["GET", "GET", "GET"]
+    assert sum(h.get("hook") == "notifications" for h in harness.state.webhooks.values()) == 4
 
 
 async def test_setup_moves_a_webhook_that_points_elsewhere(

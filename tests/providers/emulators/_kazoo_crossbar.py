@@ -76,8 +76,14 @@ class KazooState:
     faxes_db: dict[str, dict[str, Any]] = field(default_factory=dict)  # the global `faxes` db
     modb: dict[str, dict[str, Any]] = field(default_factory=dict)  # YYYYMM-<id>: outbox, inbox
     attachments: dict[str, bytes] = field(default_factory=dict)  # doc id → the fax document
+    # doc id → the content type the attachment was stored with: what cb_faxes
+    # content_types_provided_for_fax offers (a received fax: image/tiff, fax_request.erl).
+    attachment_types: dict[str, str] = field(default_factory=dict)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone_numbers
+    # Numbers of port requests still in progress (port_requests db, view
+    # port_requests/phone_numbers_listing): not in the numbers db yet.
+    port_requests: dict[str, str] = field(default_factory=dict)  # number → pvt_port_state
     running: dict[str, str] = field(default_factory=dict)  # fax_worker's status while processing
     # How `PUT faxes` answers: cb_faxes put/1 is `crossbar_util:response_202` with the saved
     # document (`_id`); doc/faxes.md shows 200-style `id`. Tests switch to the other variants.
@@ -87,6 +93,33 @@ class KazooState:
 
     def __post_init__(self) -> None:
         self.tokens.add(self.auth_token)
+
+
+def acceptable(accept: str | None, offered: str) -> bool:
+    """cowboy_rest choose_media_type: no `Accept` takes anything; else some range with q > 0
+    (`*/*`, `type/*` or the exact type) must match the one type offered."""
+    if not accept or not accept.strip():
+        return True
+    kind = offered.split("/", 1)[0]
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            if float(quality) <= 0:
+                continue
+        except ValueError:
+            continue
+        if media.lower() in ("*/*", f"{kind}/*", offered):
+            return True
+    return False
+
+
+def _hook_row(hook: dict[str, Any]) -> dict[str, Any]:
+    """The crossbar_listing value of a webhook: no custom_data, format or verb."""
+    return {"id": hook["id"], "hook": hook.get("hook"), "name": hook.get("name"),
+            "uri": hook.get("uri"), "group": hook.get("group"),
+            "enabled": hook.get("enabled", True),
+            "disable_reason": hook.get("pvt_disabled_message")}  # fmt: skip
 
 
 def make_app(state: KazooState) -> Starlette:
@@ -150,13 +183,15 @@ def make_app(state: KazooState) -> Starlette:
         saved = dict(doc)
         if pdf is not None:  # maybe_save_attachment → prepare_attachment
             state.attachments[fax_id] = pdf
+            state.attachment_types[fax_id] = "application/pdf"
             doc.update(pvt_job_status="pending", _rev=f"2-{secrets.token_hex(16)}")
         state.faxes_db[fax_id] = doc
         if state.reply_delay_s:
             await asyncio.sleep(state.reply_delay_s)
         shown = saved if state.put_data == "saved" else public(saved)
-        return envelope(shown, state.put_status, token, revision=saved["_rev"],
-                        headers={"location": fax_id})  # fmt: skip
+        # No Location header: Crossbar sets one only for redirects (crossbar_util
+        # response_redirect); the reply's body is all that names the new job.
+        return envelope(shown, state.put_status, token, revision=saved["_rev"])
 
     async def list_outgoing(request: Request, token: str) -> Response:
         """cb_faxes outgoing_summary: view faxes/list_by_account over the faxes db, values
@@ -252,26 +287,43 @@ def make_app(state: KazooState) -> Starlette:
         return envelope(shown, token=token)
 
     async def attachment(request: Request, token: str) -> Response:
-        """cb_faxes load_fax_binary (GET) and delete/4 (DELETE: every attachment, for good)."""
+        """cb_faxes load_fax_binary (GET) and delete/4 (DELETE: every attachment, for good).
+
+        GET: content_types_provided_for_fax offers only the first attachment's stored content
+        type, and Cowboy's negotiation answers 406 (empty body) when `Accept` names no range
+        that matches it; then kz_fax_attachment:fetch converts to kazoo_convert
+        `fax.attachment_format` (default pdf) and set_fax_binary names what it sends."""
         doc, problem = _load_modb(request)
         if doc is None:
             assert problem is not None
             return problem
         if request.method == "DELETE":
             state.attachments.pop(doc["_id"], None)
+            state.attachment_types.pop(doc["_id"], None)
             return envelope({}, token=token)
         if doc["_id"] not in state.attachments:
             return bad_identifier(doc["_id"])
+        stored = state.attachment_types.get(doc["_id"], "application/pdf")
+        if not acceptable(request.headers.get("accept"), stored):
+            return Response(status_code=406)  # cowboy_rest: not_acceptable
+        content = state.attachments[doc["_id"]]
+        media_type = "application/pdf" if content.startswith(b"%PDF") else "image/tiff"
+        extension = media_type.rsplit("/", 1)[-1]
         disposition = request.query_params.get("disposition", "attachment")
-        name = f"fax_document_{doc['pvt_created']}.pdf"  # get_file_name
+        name = f"fax_document_{doc['pvt_created']}.{extension}"  # get_file_name
         headers = {"content-disposition": f"{disposition}; filename={name}"}
-        pdf = state.attachments[doc["_id"]]
-        return Response(pdf, media_type="application/pdf", headers=headers)
+        return Response(content, media_type=media_type, headers=headers)
 
     async def webhooks(request: Request, token: str) -> Response:
-        """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; retries 2)."""
+        """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; defaults retries
+        2, http_verb post, format form-data)."""
         if request.method == "GET":
-            return envelope(list(state.webhooks.values()), token=token)
+            # summary: view webhooks/crossbar_listing (webhooksdb-webhooks.json), key
+            # [account, id], values only, paged by crossbar_view.
+            rows = [([state.account_id, hook_id], hook, _hook_row(hook))
+                    for hook_id, hook in state.webhooks.items()]  # fmt: skip
+            data, extra = page(dict(request.query_params), rows)
+            return envelope(data, token=token, **extra)
         data = request_data(await request.body())
         for key in ("hook", "name", "uri"):
             if not data.get(key):
@@ -280,12 +332,14 @@ def make_app(state: KazooState) -> Starlette:
         hook_id = request.path_params.get("hook_id") or secrets.token_hex(16)
         if request.method == "POST" and hook_id not in state.webhooks:
             return bad_identifier(hook_id)
-        state.webhooks[hook_id] = {"enabled": True, "retries": 2, **data, "id": hook_id}
+        defaults = {"enabled": True, "retries": 2, "http_verb": "post", "format": "form-data"}
+        state.webhooks[hook_id] = {**defaults, **data, "id": hook_id}
         return envelope(state.webhooks[hook_id], 201 if request.method == "PUT" else 200, token)
 
     async def phone_numbers(request: Request, token: str) -> Response:
-        """cb_phone_numbers summary (doc/phone_numbers.md "List Account's Phone Numbers"):
-        `data.numbers` keyed by number, paged by number with start_key/next_start_key."""
+        """cb_phone_numbers summary (doc/phone_numbers.md "List Account's Phone Numbers";
+        view_account_phone_numbers): `data.numbers` keyed by number, paged by number with
+        start_key/next_start_key, port-request numbers merged in."""
         listed = sorted(state.numbers)
         start = request.query_params.get("start_key")
         if start:
@@ -298,6 +352,13 @@ def make_app(state: KazooState) -> Starlette:
         if rest:
             extra["next_start_key"] = rest[0]
         numbers = {number: state.numbers[number] for number in shown}
+        # maybe_add_port_request_numbers (include_ports, default true): every page gets the
+        # numbers of unfinished port requests, each as that view emits it.
+        if request.query_params.get("include_ports", "true").lower() == "true":
+            for number, port_state in state.port_requests.items():
+                numbers[number] = {"state": "port_in", "features": [],
+                                   "assigned_to": state.account_id, "port_id": "port-1",
+                                   "port_state": port_state}  # fmt: skip
         return envelope({"cascade_quantity": 0, "numbers": numbers}, token=token, **extra)
 
     fax = "/v2/accounts/{account}/faxes"

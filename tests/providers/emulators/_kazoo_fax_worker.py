@@ -6,7 +6,8 @@ for each way a dial ends, `release_successful_job`, `release_job` → `update_jo
 (the inbox document and the inbound notice), stepswitch_originate.erl (what a failed originate
 answers: `Response-Message` = the hang-up cause, `Response-Code` = the SIP code),
 ecallmgr's priv/mod_kazoo/definitions/fax_data.xml (the `Fax-*` keys), webhooks_util.erl
-(`fire_hook`: custom_data without `type`, `X-Hook-ID`/`X-Account-ID`, JSON body) and
+(`fire_hook`: custom_data without `type`, `X-Hook-ID`/`X-Account-ID`, JSON or form body),
+kz_http_util.erl (`json_to_querystring`) and
 crossbar's priv/webhooks_notifications-samples.json (the notices as delivered: numbers as
 strings, `fax_jobid` = `fax_id` = the outbox id).
 """
@@ -18,6 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from tests.providers.emulators._kazoo_requests import GREGORIAN_OFFSET_S, gregorian_now
 from tests.providers.harness import CallbackHTTP
@@ -29,13 +31,14 @@ DEFAULT_RETRY_PERIOD_S = 300  # fax_worker ?DEFAULT_RETRY_PERIOD (fax.default_re
 class Dial:
     """How one dial ended, as fax_worker hears it; `path` names its release clause."""
 
-    path: str  # tx_resp | fax_result | bad_file | invalid_cid | uncontrolled_termination
+    # tx_resp | fax_result | bad_file | invalid_cid | job_timeout | uncontrolled_termination
+    path: str
     response_code: str = ""  # offnet resp `Response-Code` (tx_resp), e.g. "sip:486"
     response_message: str = ""  # … `Response-Message`: the hang-up cause
     hangup_code: str | None = None  # CHANNEL_FAX_STATUS `Hangup-Code` (fax_result)
     hangup_cause: str | None = None
     fax_data: dict[str, Any] = field(default_factory=dict)  # `Application-Data` Fax-* keys
-    message: str = ""  # bad_file's error (kz_fax_attachment)
+    message: str = ""  # bad_file's error (kz_fax_attachment); job_timeout's stage
 
 
 def line_trouble(code: int, cause: str) -> Dial:
@@ -60,7 +63,10 @@ FAILURES: dict[str, Dial] = {
     "bad_number": line_trouble(404, "UNALLOCATED_NUMBER"),
     "disconnected": transmission(1, ok=False, code="49", text="The call dropped prematurely"),
     "file_error": Dial("bad_file", message="invalid format for attachment"),
-    "unknown": Dial("uncontrolled_termination"),
+    # handle_info('timeout') in a stage (?FAX_ORIGINATE = "originate"): result_code 500, and
+    # then `stop` → move_doc → notify, as for every other release. (An uncontrolled
+    # termination is no `unknown` webhook: terminate/2 never notifies.)
+    "unknown": Dial("job_timeout", message="originate"),
 }
 
 
@@ -92,6 +98,11 @@ def release(job: dict[str, Any], dial: Dial, identity: dict[str, Any]) -> dict[s
     elif dial.path == "bad_file":
         result = {"success": False, "result_code": 0, "result_text": dial.message,
                   "pages_sent": 0, "time_elapsed": elapsed, "fax_bad_rows": 0, "fax_speed": 0,
+                  "fax_receiver_id": "", "fax_error_correction": False}  # fmt: skip
+    elif dial.path == "job_timeout":
+        result = {"success": False, "result_code": 500,
+                  "result_text": f"fax job timed out - {dial.message}", "pages_sent": 0,
+                  "time_elapsed": elapsed, "fax_bad_rows": 0, "fax_speed": 0,
                   "fax_receiver_id": "", "fax_error_correction": False}  # fmt: skip
     elif dial.path == "invalid_cid":
         text = f"invalid fax cid number: {job.get('from_number')}"
@@ -171,14 +182,20 @@ def inbox_doc(account_id: str, fax_id: str, sender: str, to: str, pages: int) ->
             "pvt_account_id": account_id}  # fmt: skip
 
 
+# The `inbound_fax` sample's callee ID: kapps_call:callee_id_number of the inbound call, which
+# the sample shows differing from `to_user` (the number dialled, kapps_call:to_user).
+SAMPLE_CALLEE_ID = "+16282037452"
+
+
 def inbound_notice(doc: dict[str, Any], pages: int) -> dict[str, Any]:
-    """fax_request notify_success, shaped as the `inbound_fax` sample."""
+    """fax_request notify_fields (+ notify_success), shaped as the `inbound_fax` sample:
+    `to_user` is the number dialled, `callee_id_number` the call's callee ID."""
     info = {"fax_success": True, "fax_result_code": "0", "fax_result_text": "OK",
             "fax_total_pages": str(pages), "fax_transferred_pages": str(pages),
             "fax_remote_station_id": "SENDER FAX", "fax_doc_id": doc["_id"],
             "fax_bad_rows": "0", "fax_transfer_rate": "9600"}  # fmt: skip
     return {"account_id": doc["pvt_account_id"], "call_id": secrets.token_hex(8),
-            "callee_id_name": doc["to_number"], "callee_id_number": doc["to_number"],
+            "callee_id_name": SAMPLE_CALLEE_ID, "callee_id_number": SAMPLE_CALLEE_ID,
             "caller_id_name": doc["from_number"], "caller_id_number": doc["from_number"],
             "fax_id": doc["_id"], "fax_info": info,
             "fax_notifications": {"email": {"send_to": []}}, "fax_timestamp": gregorian_now(),
@@ -189,13 +206,36 @@ def inbound_notice(doc: dict[str, Any], pages: int) -> dict[str, Any]:
 
 def delivery(notice: dict[str, Any], hook: dict[str, Any]) -> CallbackHTTP:
     """webhooks_util:fire_hook/do_fire: custom_data merged in without `type`/`action`, the
-    cluster id added, POSTed as pretty JSON with X-Hook-ID and X-Account-ID."""
+    cluster id added, POSTed with X-Hook-ID and X-Account-ID: as pretty JSON for a hook of
+    `format: json`, else (schemas/webhooks.json: `format` defaults to `form-data`) as
+    kz_http_util:json_to_querystring makes it, `application/x-www-form-urlencoded`."""
     custom = dict(hook.get("custom_data") or {})
     custom = {k: v for k, v in custom.items() if k not in ("type", "action")}
     payload = {**notice, **custom, "cluster_id": "kazoo-test-cluster"}
-    headers = {"content-type": "application/json", "x-hook-id": str(hook.get("id")),
-               "x-account-id": str(notice.get("account_id"))}  # fmt: skip
-    return CallbackHTTP(headers=headers, body=json.dumps(payload, indent=2).encode())
+    headers = {"x-hook-id": str(hook.get("id")), "x-account-id": str(notice.get("account_id"))}
+    if hook.get("format", "form-data") == "json":
+        body = json.dumps(payload, indent=2).encode()
+        return CallbackHTTP(headers={"content-type": "application/json", **headers}, body=body)
+    form = "&".join(_querystring(payload, ""))
+    headers["content-type"] = "application/x-www-form-urlencoded"
+    return CallbackHTTP(headers=headers, body=form.encode())
+
+
+def _querystring(value: dict[str, Any], prefix: str) -> list[str]:
+    """kz_http_util:json_to_querystring: `key[inner]=v` for objects, `key[]=v` per list item,
+    `true`/`false`, values url-encoded (`legacy`: spaces as `+`)."""
+    pairs: list[str] = []
+    for key, item in value.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(item, dict):
+            pairs += _querystring(item, name)
+        elif isinstance(item, list):
+            pairs += [f"{name}[]={quote_plus(str(v))}" for v in item]
+        elif isinstance(item, bool):
+            pairs.append(f"{name}={'true' if item else 'false'}")
+        elif item is not None:
+            pairs.append(f"{name}={quote_plus(str(item))}")
+    return pairs
 
 
 def _default_headers(event: str) -> dict[str, Any]:

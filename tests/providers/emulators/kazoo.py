@@ -106,10 +106,16 @@ class KazooHarness(CallsBack):
         resp = release(job, dial, {k: v for k, v in identity.items() if v})
         if job["pvt_job_status"] == "pending":
             return None
+        if dial.path == "uncontrolled_termination":
+            # terminate/2 releases the job (retries 0) and ends: no `stop` cast, so no
+            # move_doc and no notify. The failed job stays in the faxes db, unannounced.
+            return None
         doc = moved(self.state.faxes_db.pop(fax_id))
         self.state.modb[doc["_id"]] = doc
         if fax_id in self.state.attachments:
             self.state.attachments[doc["_id"]] = self.state.attachments.pop(fax_id)
+            kind = self.state.attachment_types.pop(fax_id, "application/pdf")
+            self.state.attachment_types[doc["_id"]] = kind
         return outbound_notice(doc, resp)
 
     def finish(self, fax_id: str, status: str, reason: str | None = None) -> dict[str, Any]:
@@ -146,7 +152,8 @@ class KazooHarness(CallsBack):
             kind = (hook.get("custom_data") or {}).get("type")
             if hook.get("hook") == "notifications" and kind in (event, "all"):
                 return hook
-        return {"id": secrets.token_hex(16), "custom_data": {"type": event}}
+        # No hook registered: one as `providers setup` registers it (`format: json`).
+        return {"id": secrets.token_hex(16), "custom_data": {"type": event}, "format": "json"}
 
     def registered_callback_url(self, inbound: bool) -> str | None:
         event = "inbound_fax" if inbound else "outbound_fax"
@@ -169,7 +176,10 @@ class KazooHarness(CallsBack):
         pages = len(PdfReader(BytesIO(pdf)).pages)
         doc = inbox_doc(self.state.account_id, fax_id, from_number, to_number, pages)
         self.state.modb[fax_id] = doc
+        # fax_request get_fax_storage/store_attachment: the received fax is stored as
+        # `received_file_<id>.tiff` (image/tiff); Crossbar converts it when it is fetched.
         self.state.attachments[fax_id] = pdf
+        self.state.attachment_types[fax_id] = "image/tiff"
         return self.notify(inbound_notice(doc, pages))
 
     def unclassifiable_callback(self) -> CallbackHTTP:
