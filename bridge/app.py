@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 import httpx
 import uvicorn
 
 from bridge import metrics
-from bridge.config import Config, split_host_port
+from bridge.config import Config, DocumentsConfig, split_host_port
 from bridge.converters import converter_problems, converters_for, start_office
 from bridge.documents.office import OfficeService, find_soffice
+from bridge.documents.pool import DocumentPool
 from bridge.http.app import create_app
 from bridge.notify.mailer import make_mailer
 from bridge.notify.outbox import MailWorker
@@ -44,27 +43,24 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def _warm_up() -> int:
-    """Import the document stack in a pool process so the first mail does not pay for it."""
-    import bridge.documents  # noqa: F401
-
-    return os.getpid()
-
-
 def document_pool_size() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def make_document_pool() -> ProcessPoolExecutor:
+def make_document_pool(config: DocumentsConfig | None = None) -> DocumentPool:
     """Processes, not threads: PDF and image work is CPU-bound and holds the GIL."""
-    return ProcessPoolExecutor(
-        max_workers=document_pool_size(), mp_context=multiprocessing.get_context("spawn")
+    limits = config or DocumentsConfig()
+    return DocumentPool(
+        document_pool_size(),
+        memory_mb=limits.worker_memory_mb,
+        cpu_s=limits.worker_cpu_s,
+        timeout_s=limits.worker_timeout_s,
     )
 
 
 class Bridge:
     def __init__(
-        self, config: Config, pool: Executor | None = None, office: OfficeService | None = None
+        self, config: Config, pool: DocumentPool | None = None, office: OfficeService | None = None
     ) -> None:
         self.config = config
         self.ready = asyncio.Event()
@@ -82,12 +78,9 @@ class Bridge:
         await asyncio.to_thread(self.store.create_schema)
         self.metrics = metrics.install(metrics.Metrics(self.store, config.providers))
 
-        loop = asyncio.get_running_loop()
         if self._own_pool:
-            self.pool = make_document_pool()
-            await asyncio.gather(
-                *(loop.run_in_executor(self.pool, _warm_up) for _ in range(document_pool_size()))
-            )
+            self.pool = make_document_pool(config.documents)
+            await self.pool.warm_up()
 
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=50)
@@ -106,7 +99,7 @@ class Bridge:
         self.handler = FaxHandler(config, self.store, self.intake)
 
         http_host, http_port = split_host_port(config.http.listen)
-        app = create_app(config, self.store, self.providers, self.ready)
+        app = create_app(config, self.store, self.providers, self.ready, self.pool)
         self.http = _EmbeddedUvicorn(
             uvicorn.Config(
                 app,
@@ -118,6 +111,7 @@ class Bridge:
                 log_config=None,  # its lines go through our handler (text or JSON)
             )
         )
+        loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self.http.serve(), name="http"))
         while not self.http.started:
             if self._tasks[0].done():
@@ -190,7 +184,7 @@ class Bridge:
         if hasattr(self, "client"):
             await self.client.aclose()
         if self._own_pool and hasattr(self, "pool"):
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown()
         if self._own_office and self.office is not None:
             await asyncio.to_thread(self.office.stop)
         if hasattr(self, "store"):

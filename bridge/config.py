@@ -162,6 +162,12 @@ class DocumentsConfig(_Strict):
     uno_python: str = "auto"
     office_processes: int = Field(1, ge=1, le=8)  # one soffice each, ~100-200 MB apiece
     convert_timeout_s: float = Field(60, gt=0)  # per document; a hung LibreOffice is restarted
+    # The document pool's workers (bridge.documents.pool): CPU seconds one task may use,
+    # address space of a worker, and wall-clock time after which a task is taken for hung
+    # (its worker is killed and the message answered 451). 0 turns a limit off.
+    worker_cpu_s: float = Field(60, ge=0)
+    worker_memory_mb: int = Field(2048, ge=0)
+    worker_timeout_s: float = Field(300, gt=0)
     ghostscript: str | None = "auto"
     unpack_archives: bool = False  # ZIP attachments: faxed file by file, one level deep
 

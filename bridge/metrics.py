@@ -151,6 +151,15 @@ class Metrics:
             ["kind", "result"],
             registry=r,
         )
+        self.pool_restarts = Counter(
+            "faxbridge_document_pool_restarts",
+            "Document pool rebuilds by reason (died: a worker process ended; hung: a task ran "
+            "past documents.worker_timeout_s)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("died", "hung"):
+            self.pool_restarts.labels(reason)
         for outcome in (Outcome.ACCEPTED, Outcome.ABORTED):  # a rejection always has a code
             self.smtp_attempts.labels(outcome.value, "")
         if store is not None:
@@ -186,6 +195,11 @@ def attempt_ended(attempt: Attempt) -> None:
         m.smtp_attempts.labels(attempt.outcome.value, reason).inc()
         if accepted:
             m.pages_accepted.inc((attempt.pages or 0) * len(attempt.fax_ids))
+
+
+def pool_restarted(reason: str) -> None:
+    if m := _current.get():
+        m.pool_restarts.labels(reason).inc()
 
 
 def mail_done(kind: str, result: str) -> None:

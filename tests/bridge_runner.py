@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import Executor
 
 from bridge.app import Bridge
 from bridge.config import Config, split_host_port
 from bridge.documents.office import OfficeService
+from bridge.documents.pool import DocumentPool
 from bridge.store import Store
 
 
 class BridgeThread:
     def __init__(
-        self, config: Config, pool: Executor | None = None, office: OfficeService | None = None
+        self, config: Config, pool: DocumentPool | None = None, office: OfficeService | None = None
     ) -> None:
         self.config = config
         self.pool = pool

@@ -7,7 +7,6 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from bridge.app import make_document_pool
 from bridge.config import Config, parse_config
 from bridge.documents.office import OfficeService, find_soffice, find_uno_python
+from bridge.documents.pool import DocumentPool
 from tests.bridge_runner import BridgeThread
 
 PG_URL = os.environ.get("FAXBRIDGE_TEST_DB", "")
@@ -38,10 +38,10 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def document_pool() -> Iterator[ProcessPoolExecutor]:
+def document_pool() -> Iterator[DocumentPool]:
     pool = make_document_pool()
     yield pool
-    pool.shutdown(wait=True, cancel_futures=True)
+    pool.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +119,7 @@ def make_config(tmp_path: Path, db_url: str) -> Callable[..., Config]:
 
 @pytest.fixture
 def start_bridge(
-    document_pool: ProcessPoolExecutor, office: OfficeService
+    document_pool: DocumentPool, office: OfficeService
 ) -> Iterator[Callable[[Config], BridgeThread]]:
     running: list[BridgeThread] = []
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.config import Config
+from bridge.smtp.server import within_line_limit
 from tests.bridge_runner import BridgeThread
 from tests.helpers import reply_text, smtp_client, wait_for
 from tests.messages import fax_mail, make_pdf
@@ -372,3 +373,33 @@ def test_every_auto_submitted_kind_is_refused(bridge: BridgeThread, value: str) 
         client.mail("alice@example.com")
         client.rcpt("12125550123@fax.localhost")
         assert client.data(message.as_bytes(policy=SMTP))[0] == 550
+
+
+def test_a_250_for_fifty_faxes_stays_within_one_512_octet_line(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    bridge = start_bridge(make_config(smtp={"max_recipients": 50}))
+    numbers = [f"1212555{n:04d}@fax.localhost" for n in range(50)]
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        for number in numbers:
+            assert client.rcpt(number)[0] == 250
+        code, text = client.data(fax_mail(to=numbers).as_bytes(policy=SMTP))
+    assert code == 250
+    reply = f"250 {text.decode()}"
+    assert len(reply.encode()) + 2 <= 512, len(reply)
+    record = last_attempt(bridge)
+    assert record["reply"] == reply
+    shown = reply.split(": ", 1)[1].split(" and ")[0].split(", ")
+    assert reply.startswith(f"250 2.0.0 Queued as {record['id']} (50 faxes: ")
+    assert reply.endswith(f" and {50 - len(shown)} more)")
+    assert shown == record["fax_ids"][: len(shown)]
+    assert len(record["fax_ids"]) == 50
+
+
+def test_no_reply_line_passes_512_octets() -> None:
+    long = "550 5.1.3 " + "é" * 400
+    (fitted,) = within_line_limit(long).split("\r\n")
+    assert len(fitted.encode()) == 510 or len(fitted.encode()) == 509  # a 2-octet é not split
+    assert fitted.endswith("...") and fitted.startswith("550 5.1.3 éé")
+    assert within_line_limit("250-one\r\n250 two") == "250-one\r\n250 two"

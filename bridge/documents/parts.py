@@ -35,6 +35,7 @@ from bridge.documents.external import (
     office_to_pdf,
     postscript_to_pdf,
 )
+from bridge.documents.pool import ConversionLimit
 from bridge.documents.tnef import REASON_NO_FILES, TnefError, is_tnef, unpack
 from bridge.documents.tnef import REASON_UNPACKED as TNEF_UNPACKED
 from bridge.message import REASON_EMPTY, REASON_EXTERNAL, MessagePart
@@ -177,6 +178,9 @@ def _convert_part(part: MessagePart, converters: Converters, max_pages: int) -> 
         else:
             text = text_of(part) if kind == "text" else None
             converted = to_pdf(kind, part.data, text, max_pages=max_pages)
+    except ConversionLimit as exc:
+        exc.filename = part.filename or f"(unnamed {part.content_type})"
+        raise
     except Unusable as exc:
         reply: str | None = None
         if exc.fatal:

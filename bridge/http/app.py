@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from bridge import metrics
 from bridge.config import Config
+from bridge.documents.pool import DocumentPool
 from bridge.errors import CallbackError, ProviderError, StorageError
 from bridge.events import apply_status, record_inbound
 from bridge.http.api import API_DESCRIPTION, kazoo_api
@@ -35,6 +36,7 @@ def create_app(
     store: Store,
     providers: dict[str, FaxProvider[Any]],
     ready: asyncio.Event | None = None,
+    pool: DocumentPool | None = None,
 ) -> FastAPI:
     app = FastAPI(title="faxbridge", version="0.1.0", description=API_DESCRIPTION)
     app.include_router(kazoo_api(config, store))  # /v2/accounts/{faxbox}/faxes/…
@@ -95,9 +97,19 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        store_ok = await asyncio.to_thread(store.db.ping)
+        # A store slower than a second is not ready either: SMTP clients are waiting on it.
+        try:
+            store_ok = await asyncio.wait_for(asyncio.to_thread(store.db.ping), 1.0)
+        except TimeoutError:
+            store_ok = False
+        body: dict[str, Any] = {"store": store_ok, "listeners": listeners_up.is_set()}
         ok = store_ok and listeners_up.is_set()
-        body = {"store": store_ok, "listeners": listeners_up.is_set()}
+        if pool is not None:
+            body["documents"] = pool.healthy
+            body["document_pool_restarts"] = pool.restarts
+            if pool.last_fault:
+                body["document_pool_last_fault"] = pool.last_fault
+            ok = ok and pool.healthy
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return app

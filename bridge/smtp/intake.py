@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-from concurrent.futures import Executor
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -26,6 +26,7 @@ from bridge.documents import (
     render_cover,
 )
 from bridge.documents.external import Converters
+from bridge.documents.pool import ConversionLimit, DocumentPool
 from bridge.errors import DocumentError, StorageError
 from bridge.models import CoverNote, Outcome
 from bridge.numbers import format_for_people
@@ -77,7 +78,7 @@ def auto_submitted(raw: bytes) -> str | None:
 
 
 class Intake:
-    def __init__(self, config: Config, store: Store, pool: Executor) -> None:
+    def __init__(self, config: Config, store: Store, pool: DocumentPool) -> None:
         self.config = config
         self.store = store
         self.pool = pool
@@ -85,9 +86,8 @@ class Intake:
         self.converters = Converters.found()  # the bridge sets its managed LibreOffice here
         self.in_flight = InFlight()
 
-    async def _in_pool(self, func: object, *args: object) -> object:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, func, *args)  # type: ignore[arg-type]
+    async def _in_pool(self, func: Callable[..., object], *args: object) -> object:
+        return await self.pool.run(func, *args)
 
     async def accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
         """Turn one message into jobs; return the final SMTP reply. Records the attempt."""
@@ -99,6 +99,13 @@ class Intake:
             attempt.fax_ids = []
             reply = attempt.refuse(STORAGE_REPLY, f"storage unavailable: {exc}")
             attempt.outcome = Outcome.REJECTED
+            await self._log_quietly(attempt)
+            return reply
+        except (DocumentError, ConversionLimit) as exc:  # past the document: cover, preview
+            log.warning("%s refused while building its pages: %s", attempt.id, exc)
+            attempt.fax_ids = []
+            attempt.outcome = Outcome.REJECTED
+            reply = attempt.refuse(exc.reply if isinstance(exc, DocumentError) else exc.reply())
             await self._log_quietly(attempt)
             return reply
         return reply
@@ -162,6 +169,11 @@ class Intake:
             attempt.attachments = exc.attachments
             attempt.outcome = Outcome.REJECTED
             reply = attempt.refuse(exc.reply)
+            await self._log_quietly(attempt)
+            return reply
+        except ConversionLimit as exc:
+            attempt.outcome = Outcome.REJECTED
+            reply = attempt.refuse(exc.reply())
             await self._log_quietly(attempt)
             return reply
 
@@ -297,13 +309,27 @@ class Intake:
             log.error("%s could not be logged: %s", attempt.id, exc)
 
 
+def _fax_ids(ids: list[str]) -> str:
+    """`fax a, b, c`, or `faxes a, b and 47 more` when the ids would not fit one reply line."""
+    shown: list[str] = []
+    for number, job_id in enumerate(ids):
+        if len(", ".join([*shown, job_id])) > _IDS_ROOM:
+            return f"{len(ids)} faxes: {', '.join(shown)} and {len(ids) - number} more"
+        shown.append(job_id)
+    return f"fax {', '.join(shown)}"
+
+
 def _aware(moment: datetime) -> datetime:
     """SQLite hands timestamps back naive (they are stored in UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# Room for the fax ids in a 250 line (RFC 5321: 512 octets a line): the rest are counted.
+_IDS_ROOM = 360
+
+
 def _queued(jobs: list[NewJob], previews: list[PreviewRow]) -> str:
-    said = [f"fax {', '.join(job.id for job in jobs)}"] if jobs else []
+    said = [_fax_ids([job.id for job in jobs])] if jobs else []
     if previews:
         said.append(f"preview mailed to {previews[0].to}")
     return "; ".join(said)

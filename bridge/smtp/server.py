@@ -163,6 +163,7 @@ class FaxSMTP(SMTP):
             text = self.size_reply
         else:
             text = with_enhanced_code(text)
+        text = within_line_limit(text)
         if text[:1] in ("4", "5") and not text.startswith("421"):
             self._note_refusal(text)
         await super().push(text)
@@ -319,6 +320,27 @@ _ENHANCED = {
     "553": "5.1.3",
     "554": "5.0.0",
 }
+
+
+# RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, its CRLF included.
+MAX_REPLY_LINE_OCTETS = 512
+
+
+def within_line_limit(reply: str) -> str:
+    """Every line of `reply` cut to 510 octets (+ CRLF), at a character boundary, marked `...`.
+
+    Replies are written to stay short (long lists are summarised where they are made); this is
+    the backstop that keeps a strict client from dropping the connection over a long reason.
+    """
+    lines = reply.split("\r\n")
+    limit = MAX_REPLY_LINE_OCTETS - 2
+    fitted = []
+    for line in lines:
+        data = line.encode("utf-8")
+        if len(data) > limit:
+            line = data[: limit - 3].decode("utf-8", errors="ignore") + "..."
+        fitted.append(line)
+    return "\r\n".join(fitted)
 
 
 def with_enhanced_code(reply: str) -> str:
