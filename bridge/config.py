@@ -88,6 +88,12 @@ class AuthConfig(_Strict):
     required: bool = False
     plaintext_from: list[str] = []
     users: list[SMTPUser] = []
+    # Failed logins throttle the (user, address) pair that failed (so one mistyped password
+    # on a scanner does not lock out the office behind the same NAT); `address_max_failures`
+    # of any users from one address throttle the address (password spraying).
+    max_failures: int = Field(5, ge=1)
+    address_max_failures: int = Field(50, ge=1)
+    failure_window: Duration = 600.0
 
     _check_networks = field_validator("plaintext_from")(_networks)
 

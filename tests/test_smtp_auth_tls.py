@@ -117,13 +117,13 @@ def test_wrong_password_gets_535_at_once(
         with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
             smtp.login("scanner1", "wrong")
     assert refused.value.smtp_code == 535
-    assert refused.value.smtp_error == b"5.7.8 Authentication credentials invalid"
+    assert refused.value.smtp_error == b"5.7.8 Authentication credentials invalid for scanner1"
     record = latest(bridge)
     assert record["outcome"] == "rejected"
-    assert record["errors"][-1] == "Authentication credentials invalid"
+    assert record["errors"][-1] == "Authentication credentials invalid for scanner1"
 
 
-def test_repeated_failures_from_one_address_are_throttled(
+def test_repeated_failures_of_one_user_are_throttled(
     secure_bridge: Callable[..., BridgeThread], tls_cert: SelfSignedCert
 ) -> None:
     bridge = secure_bridge()
@@ -135,7 +135,8 @@ def test_repeated_failures_from_one_address_are_throttled(
             assert smtp.docmd("AUTH", f"PLAIN {plain}")[0] == 535
         plain = base64.b64encode(f"\0scanner1\0{PASSWORD}".encode()).decode()
         assert reply_text(smtp.docmd("AUTH", f"PLAIN {plain}")) == (
-            "454 4.7.0 Too many failed logins from your address; try again in 10 minutes"
+            "454 4.7.0 Too many failed logins as scanner1 from your address; try again in "
+            "10 minutes"
         )
 
 

@@ -5,6 +5,7 @@
     faxbridge inbound list|show, mail list|show|retry    mail.py
     faxbridge providers list|check|setup                providers.py
     faxbridge explain ID, hash-password                 diagnose.py
+    faxbridge auth list|unlock USER                     auth.py
 
 Every subcommand takes `-c/--config FILE` after its name; without it `$FAXBRIDGE_CONFIG`, else
 `./config.yaml`. Set `FAXBRIDGE_DEBUG=1` to see the traceback of an unexpected error.
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from bridge import __version__
-from bridge.cli import admin, diagnose, mail, providers, records
+from bridge.cli import admin, auth, diagnose, mail, providers, records
 from bridge.cli.output import CommandError, paragraph
 from bridge.errors import BridgeError
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     mail.register(commands)
     providers.register(commands)
     diagnose.register(commands)
+    auth.register(commands)
     return parser
 
 

@@ -7,8 +7,8 @@ or try to use unbounded CPU or memory on a crafted file. Each case ends one mess
 service:
 
 - a worker that dies breaks the whole `ProcessPoolExecutor` (`BrokenProcessPool`, for every task
-  in it); the pool is rebuilt at once, tasks caught in the breakage are tried once more on the
-  new pool, and a task that breaks it again is answered 451 4.3.0 (try later);
+  in it); the pool is rebuilt at once, each task caught in the breakage is tried once more in a
+  worker of its own, and the one that kills that one too is answered 451 4.3.0 (try later);
 - a task past `timeout_s` of wall-clock time is taken for hung: the workers are killed, the pool
   rebuilt, the message answered 451 4.3.0;
 - each task may use `cpu_s` seconds of CPU (`RLIMIT_CPU`, renewed per task) and the worker
@@ -139,9 +139,9 @@ class DocumentPool:
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = self._new_executor()
 
-    def _new_executor(self) -> ProcessPoolExecutor:
+    def _new_executor(self, size: int | None = None) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self.size,
+            max_workers=size or self.size,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_start,
             initargs=(self.limits,),
@@ -158,19 +158,33 @@ class DocumentPool:
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """`func(*args)` in a worker, within the limits; raises `ConversionLimit` or `PoolFault`
         for this message only."""
-        for attempt in (1, 2):
-            executor = self._executor or self._rebuild(None, "the pool could not be started")
-            try:
-                future = asyncio.wrap_future(executor.submit(_run_limited, func, args))
-                return await asyncio.wait_for(future, self.timeout_s)
-            except BrokenProcessPool:
-                self._rebuild(executor, "a document worker died")
-                if attempt == 2:
-                    raise PoolFault(POOL_DIED_REPLY) from None
-            except TimeoutError:
-                self._rebuild(executor, f"a task ran past {self.timeout_s:g} s", kill=True)
-                raise PoolFault(hung_reply(self.timeout_s)) from None
-        raise AssertionError("unreachable")
+        executor = self._executor or self._rebuild(None, "the pool could not be started")
+        try:
+            return await self._await(executor, func, args)
+        except BrokenProcessPool:
+            self._rebuild(executor, "a document worker died")
+        except TimeoutError:
+            self._rebuild(executor, f"a task ran past {self.timeout_s:g} s", kill=True)
+            raise PoolFault(hung_reply(self.timeout_s)) from None
+        # Every task in the pool failed with the one that killed a worker, and nothing tells
+        # which it was: each is tried again in a worker of its own, so the culprit cannot
+        # take the others down a second time.
+        alone = self._new_executor(1)
+        try:
+            return await self._await(alone, func, args)
+        except BrokenProcessPool:
+            log.error("a document task killed its worker twice: its message is refused (451)")
+            raise PoolFault(POOL_DIED_REPLY) from None
+        except TimeoutError:
+            raise PoolFault(hung_reply(self.timeout_s)) from None
+        finally:
+            self._discard(alone, kill=True)
+
+    async def _await(
+        self, executor: ProcessPoolExecutor, func: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Any:
+        future = asyncio.wrap_future(executor.submit(_run_limited, func, args))
+        return await asyncio.wait_for(future, self.timeout_s)
 
     async def _submit(self, func: Callable[..., Any]) -> Any:
         executor = self._executor or self._rebuild(None, "the pool could not be started")

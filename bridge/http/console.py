@@ -10,6 +10,7 @@ forbids scripts outright, so a hostile subject line stays text.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,9 +23,12 @@ from fastapi.routing import APIRoute
 
 from bridge.config import Config
 from bridge.http.console_auth import PREFIX, ConsoleAuth, LoginRequired, safe_next
+from bridge.login_throttle import LoginThrottle
 from bridge.models import Outcome
 from bridge.store import Store
 from bridge.store.smtplog import SmtpLogQuery
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "console"
 PAGE_SIZE = 50
@@ -108,6 +112,14 @@ def _midnight(day: date) -> datetime:
 def console_router(config: Config, store: Store) -> APIRouter:
     """The `/console` pages; `create_app` includes this router."""
     auth = ConsoleAuth(config.http.api_tokens)
+    limits = config.smtp.auth  # one policy for both ways in
+    throttle = LoginThrottle(
+        store,
+        "console",
+        max_failures=limits.max_failures,
+        address_max_failures=limits.address_max_failures,
+        window_s=limits.failure_window,
+    )
     env = make_templates()
     stylesheet = (TEMPLATES / "console.css").read_text(encoding="utf-8")
     faxboxes = [box.name for box in config.faxboxes]
@@ -137,7 +149,19 @@ def console_router(config: Config, store: Store) -> APIRouter:
         token: Annotated[str, Form(max_length=4096)] = "",
         next: Annotated[str, Form(max_length=2048)] = "",
     ) -> Response:
+        address = request.client.host if request.client else None
+        if await asyncio.to_thread(throttle.throttled, "", address):
+            return page(
+                "login.html",
+                429,
+                title="Sign in",
+                next=safe_next(next),
+                error=f"Too many failed sign-ins from your address; try again in {throttle.wait}.",
+                closed=not auth.open,
+            )
         if not auth.token_ok(token):
+            await asyncio.to_thread(throttle.failed, "", address)
+            log.warning("console sign-in from %s failed: wrong token", address)
             error = "That token is not one of http.api_tokens."
             return page(
                 "login.html",
@@ -147,6 +171,7 @@ def console_router(config: Config, store: Store) -> APIRouter:
                 error=error,
                 closed=not auth.open,
             )
+        await asyncio.to_thread(throttle.succeeded, "", address)
         response = RedirectResponse(safe_next(next), status_code=303)
         auth.set_cookie(response, request)
         return response

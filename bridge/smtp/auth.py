@@ -1,4 +1,4 @@
-"""SMTP AUTH against argon2 hashes, with a per-address throttle on failures.
+"""SMTP AUTH against argon2 hashes, with failures throttled per (user, address).
 
 aiosmtpd calls the authenticator synchronously; argon2 verification is deliberately slow
 (tens of ms), which is also what makes guessing expensive.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
-from collections import defaultdict, deque
 from typing import Any
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -17,12 +15,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bridge.config import AuthConfig, SMTPUser
+from bridge.login_throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
-MAX_FAILURES = 5
-FAILURE_WINDOW_S = 600.0
-THROTTLED_REPLY = "454 4.7.0 Too many failed logins from your address; try again in 10 minutes"
+
+def throttled_reply(wait: str, username: str | None = None) -> str:
+    who = f"as {username} " if username else ""
+    return f"454 4.7.0 Too many failed logins {who}from your address; try again in {wait}"
+
+
+def failed_reply(username: str) -> str:
+    return f"535 5.7.8 Authentication credentials invalid for {username}"
+
+
 _HASHER = PasswordHasher()
 
 
@@ -41,23 +47,16 @@ def in_networks(peer: str | None, networks: list[str]) -> bool:
 
 
 class Authenticator:
-    """The `authenticator=` callable for aiosmtpd, plus who is throttled."""
+    """The `authenticator=` callable for aiosmtpd.
 
-    def __init__(self, config: AuthConfig, clock: Any = time.monotonic) -> None:
+    aiosmtpd answers a failed AUTH with its own 535; the reply that says why (throttled, or
+    which user failed) is left on the session object as `auth_refusal` for the server's
+    `push` to send instead.
+    """
+
+    def __init__(self, config: AuthConfig, throttle: LoginThrottle) -> None:
         self.users: dict[str, SMTPUser] = {u.username: u for u in config.users}
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def throttled(self, peer: str | None) -> bool:
-        if peer is None:
-            return False
-        failures = self._failures.get(peer)
-        if not failures:
-            return False
-        cutoff = self.clock() - FAILURE_WINDOW_S
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        return len(failures) >= MAX_FAILURES
+        self.throttle = throttle
 
     def __call__(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -67,13 +66,18 @@ class Authenticator:
             return AuthResult(success=False, handled=False)
         username = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
+        if self.throttle.throttled(username, peer):
+            log.warning("%s AUTH %s as %r refused: throttled", peer, mechanism, username)
+            server.auth_refusal = throttled_reply(self.throttle.wait, username)
+            return AuthResult(success=False, handled=False)
         user = self.users.get(username)
         if user is not None and self._verify(user, password):
             log.info("%s AUTH %s as %s succeeded", peer, mechanism, username)
+            self.throttle.succeeded(username, peer)
             return AuthResult(success=True, auth_data=username)
-        if peer is not None:
-            self._failures[peer].append(self.clock())
+        self.throttle.failed(username, peer)
         log.warning("%s AUTH %s as %r failed", peer, mechanism, username)
+        server.auth_refusal = failed_reply(username)
         # handled=False: aiosmtpd then sends the 535 itself (True would leave the client hanging).
         return AuthResult(success=False, handled=False)
 

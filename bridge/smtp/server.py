@@ -20,8 +20,9 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from bridge import logsetup, metrics
 from bridge.config import Config, split_host_port
 from bridge.errors import ConfigError, StorageError
+from bridge.login_throttle import LoginThrottle
 from bridge.models import Outcome
-from bridge.smtp.auth import THROTTLED_REPLY, Authenticator, in_networks
+from bridge.smtp.auth import Authenticator, in_networks, throttled_reply
 from bridge.smtp.data import Data, read_data
 from bridge.smtp.intake import Intake
 from bridge.smtp.policy import (
@@ -55,6 +56,7 @@ class FaxSMTP(SMTP):
         self.refused_mail_from: str | None = None
         self.tls: str | None = None
         self.in_data = False  # from DATA until its reply is sent
+        self.auth_refusal: str | None = None  # the reply to send instead of aiosmtpd's 535
         self.size_reply = (
             f"552 5.3.4 Message exceeds the size limit of {handler.config.smtp.max_message_bytes}"
             " bytes"
@@ -80,9 +82,11 @@ class FaxSMTP(SMTP):
             self.require_starttls = False
 
     async def smtp_AUTH(self, arg: str) -> None:
-        if self.fax_handler.authenticator.throttled(_peer(self.session)):
-            await self.push(THROTTLED_REPLY)
+        throttle = self.fax_handler.authenticator.throttle
+        if await asyncio.to_thread(throttle.address_throttled, _peer(self.session)):
+            await self.push(throttled_reply(throttle.wait))
             return
+        self.auth_refusal = None
         await super().smtp_AUTH(arg)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -161,6 +165,8 @@ class FaxSMTP(SMTP):
         text = status.decode() if isinstance(status, bytes) else str(status)
         if text.startswith("552 Error:"):  # aiosmtpd's size refusals (SIZE= and DATA)
             text = self.size_reply
+        elif text.startswith("535 ") and self.auth_refusal:  # set by the Authenticator
+            text, self.auth_refusal = self.auth_refusal, None
         else:
             text = with_enhanced_code(text)
         text = within_line_limit(text)
@@ -377,7 +383,15 @@ class FaxHandler:
 
     def __init__(self, config: Config, store: Store, intake: Intake) -> None:
         self.config = config
-        self.authenticator = Authenticator(config.smtp.auth)
+        auth = config.smtp.auth
+        throttle = LoginThrottle(
+            store,
+            "smtp",
+            max_failures=auth.max_failures,
+            address_max_failures=auth.address_max_failures,
+            window_s=auth.failure_window,
+        )
+        self.authenticator = Authenticator(auth, throttle)
         self.store = store
         self.intake = intake
         self._log_tasks: set[asyncio.Task[None]] = set()

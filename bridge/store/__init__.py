@@ -12,6 +12,7 @@ from bridge.store.callback_log import CallbackLog
 from bridge.store.db import Database, new_id, utcnow
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs, NewJob
+from bridge.store.login_failures import LoginFailures
 from bridge.store.outbox import Outbox, enqueue_rendered
 from bridge.store.smtplog import Attempt, SmtpLog
 from bridge.store.views import Views
@@ -51,6 +52,7 @@ class Store:
         self.inbound = Inbound(self.db)
         self.outbox = Outbox(self.db)
         self.callbacks = CallbackLog(self.db)  # callbacks that could not be acted on
+        self.login_failures = LoginFailures(self.db)  # the login throttle's memory
         self.views = Views(self.db)  # read-side queries: API pages, metrics counts
 
     def create_schema(self) -> None:

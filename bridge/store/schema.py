@@ -182,3 +182,17 @@ mail_outbox = sa.Table(
     sa.Column("lease_owner", sa.String(128)),  # revision 0005: host:pid:nonce of the mailer
     sa.UniqueConstraint("kind", "ref", name="uq_outbox_kind_ref"),
 )
+
+# Failed logins (SMTP AUTH, the web console), for the throttle that keys on (user, address):
+# rows rather than memory, so `faxbridge auth unlock` and a second bridge see them (revision 0007).
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("service", sa.String(16), nullable=False),  # smtp | console
+    sa.Column("username", sa.String(255), nullable=False),  # "" for the console's token
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_login_failures_who", "service", "username", "address", "at"),
+    sa.Index("ix_login_failures_address", "service", "address", "at"),
+)
