@@ -192,7 +192,7 @@ class FaxPlusProvider(FaxPlusLookup):
         update = self.update(data)
         at = parse_time(hook.get("event_time")) or update.at
         update = replace(update, provider_fax_id=str(hook.get("id") or ids[0]), at=at)
-        record = await self._sent_record(ids, data)
+        kind, record = await self._sent_record(ids, data)
         if record is not None:
             linked = self.update(record)
             update = replace(
@@ -201,8 +201,11 @@ class FaxPlusProvider(FaxPlusLookup):
                 job_id=linked.job_id,
                 round=linked.round,
             )
-        if update.status is JobStatus.FAILED and update.reason in _LINE_FAILURES:
-            update = await self._unless_redialling(update, ids)
+        if kind == "outbox" and update.reason in _LINE_FAILURES:
+            # Still in the outbox after a busy or unanswered dial: Fax.Plus redials it
+            # (`options.retry`), so this is not the end.
+            text = f"{update.provider_text or update.provider_code}; Fax.Plus redials"
+            update = replace(update, status=JobStatus.SUBMITTED, reason=None, provider_text=text)
         if update.job_id is None:
             log.warning(
                 "%s: fax %s to %s carries no reference of ours; only its ids can link it",
@@ -212,22 +215,27 @@ class FaxPlusProvider(FaxPlusLookup):
             )
         return update
 
-    async def _sent_record(self, ids: list[str], data: dict[str, Any]) -> dict[str, Any] | None:
-        """The fax record a `fax_sent` webhook is about, with our reference in its comment.
+    async def _sent_record(
+        self, ids: list[str], data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Where the fax a `fax_sent` webhook is about is (`faxes` or `outbox`), and its record
+        with our reference in the comment.
 
-        By each id (`data.id` is the session, `hook.id` the fax); else the sent faxes of the
-        last hour with the webhook's destination and start time.
+        By each id (`data.id` is the session, `hook.id` the fax), as a fax record and as an
+        outbox record; else among the sent faxes of the last hour with the webhook's
+        destination and start time.
         """
         if comment_reference(data) is not None:
-            return data
+            return "webhook", data
         try:
             for fax_id in ids:
-                record = await self.record("faxes", fax_id)
-                if record is not None and comment_reference(record) is not None:
-                    return record
+                for kind in ("faxes", "outbox"):
+                    record = await self.record(kind, fax_id)
+                    if record is not None and comment_reference(record) is not None:
+                        return kind, record
             start, to = data.get("start_time"), to_number(data)
             if not start or not to:
-                return None
+                return "", None
 
             def same_call(row: dict[str, Any]) -> bool:
                 same = row.get("start_time") == start and to_number(row) == to
@@ -236,21 +244,8 @@ class FaxPlusProvider(FaxPlusLookup):
             walk = await self.walk_sent(same_call, first=True)
         except (PermanentProviderError, TransientProviderError) as exc:
             log.warning("%s: cannot read fax %s to link its webhook: %s", self.name, ids, exc)
-            return None
-        return walk.found[0] if len(walk.found) == 1 else None
-
-    async def _unless_redialling(self, update: StatusUpdate, ids: list[str]) -> StatusUpdate:
-        """A busy or unanswered dial whose fax is still in the outbox is one of Fax.Plus's
-        own redials, not the end: report it as still queued."""
-        for fax_id in ids:
-            try:
-                queued = await self.record("outbox", fax_id)
-            except (PermanentProviderError, TransientProviderError):
-                return update
-            if queued is not None:
-                text = f"{update.provider_text or update.provider_code}; Fax.Plus redials"
-                return replace(update, status=JobStatus.SUBMITTED, reason=None, provider_text=text)
-        return update
+            return "", None
+        return ("faxes", walk.found[0]) if len(walk.found) == 1 else ("", None)
 
     def _inbound(self, fax_id: str, data: dict[str, Any]) -> InboundFax:
         return InboundFax(
