@@ -69,7 +69,7 @@ class FaxPlusState:
 
     def queue(self, body: dict[str, Any], number: str, pages: int) -> str:
         outbox_id = new_id()
-        options = body.get("options") if isinstance(body.get("options"), dict) else {}
+        options: dict[str, Any] = body.get("options") or {}
         self.outbox[outbox_id] = {
             "id": outbox_id,
             "uid": USER_ID,

@@ -395,8 +395,9 @@ class FaxPlusHarness(CallsBack):
     def unclassifiable_callback(self) -> CallbackHTTP:
         """concepts/webhook's third event, `fax_page_received` (fax streaming, on request):
         one page of a fax still arriving, no news the bridge acts on."""
-        data = {"id": new_id(), "uid": USER_ID, "pages": 1, "start_time": now_text()}
-        return self.webhook("fax_page_received", data["id"], data)
+        fax_id = new_id()
+        data = {"id": fax_id, "uid": USER_ID, "pages": 1, "start_time": now_text()}
+        return self.webhook("fax_page_received", fax_id, data)
 
     def forged(self, callback: CallbackHTTP) -> CallbackHTTP:
         """Fax.Plus signs nothing: a forgery is the same body without the bridge's token."""
