@@ -66,6 +66,9 @@ class FaxPlusState:
     hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # ids DELETEd, outbox or fax
+    # Sends still to be answered without `ids` although queued (a reply shape no source
+    # shows, but a 2xx the adapter must not take for a refusal).
+    answers_without_ids: int = 0
 
     def queue(self, body: dict[str, Any], number: str, pages: int) -> str:
         outbox_id = new_id()

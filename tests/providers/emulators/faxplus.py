@@ -121,6 +121,9 @@ def build_app(state: FaxPlusState) -> Starlette:
             return _error(400, "invalid_parameters", "options.retry is out of range")
         pages = sum(page_count(state.files[f]) for f in files) + bool(body.get("cover_page"))
         ids = {number: state.queue(body, number, pages) for number in to}
+        if state.answers_without_ids:
+            state.answers_without_ids -= 1
+            return JSONResponse({}, status_code=201)
         return JSONResponse({"ids": ids} if body.get("return_ids") else {}, status_code=201)
 
     # docs/OutboxApi.md list_outbox_faxes → docs/OutboxList.md `{"records": [Outbox]}`.
