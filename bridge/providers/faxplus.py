@@ -176,7 +176,9 @@ class FaxPlusProvider(FaxPlusLookup):
         self.verify_callback_token(request)
         hook, data = _hook_and_data(request)
         event = str(hook.get("event") or "")
-        fax_id = str(data.get("id") or hook.get("id") or "")
+        # `hook.id` is the fax (its record, its file), `data.id` the faxing session, which
+        # "might differ from the one returned by listFaxes" (apidoc.fax.plus/concepts/webhook).
+        fax_id = str(hook.get("id") or data.get("id") or "")
         if event == "fax_received" and fax_id:
             return CallbackResult(inbound=[self._inbound(fax_id, data)])
         if event != "fax_sent" or not fax_id or not data.get("status"):

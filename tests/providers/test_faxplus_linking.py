@@ -169,6 +169,25 @@ async def test_a_webhook_the_bridge_cannot_read_is_kept_with_a_warning(
     assert provider.retries_refused_callbacks is False  # an unknown fax is kept, answered 200
 
 
+async def test_an_inbound_fax_is_named_by_hook_id_so_its_file_and_record_can_be_reached(
+    harness: FaxPlusHarness, provider: FaxPlusProvider
+) -> None:
+    pdf = make_pdf("received")
+    callback = harness.inbound_callback("+13343041234", "+12125550100", pdf)
+    body = json.loads(callback.body)
+    fax_id = body["hook"]["id"]
+    body["data"]["id"] = "e" * 24  # a session id of its own, which no record is filed under
+    callback = CallbackHTTP(headers=callback.headers, body=json.dumps(body).encode())
+
+    [inbound] = (await provider.parse_callback(await callback_request(callback))).inbound
+
+    assert inbound.provider_fax_id == fax_id
+    assert (inbound.from_number, inbound.to_number) == ("+13343041234", "+12125550100")
+    assert await provider.fetch_document(inbound) == pdf
+    await provider.delete(inbound.provider_fax_id, inbound=True)
+    assert harness.state.deleted == [fax_id]
+
+
 # -- polling and find: the sent faxes, paged by time window ------------------------------------
 def spread(harness: FaxPlusHarness, count: int, every: timedelta) -> None:
     """`count` sent faxes of someone else's, one each `every` back from now."""
