@@ -81,8 +81,8 @@ class FaxPlusProvider(FaxPlusLookup):
     type = "faxplus"
     default_base_url = "https://restapi.fax.plus/v3"
     redials_natively = True
-    # A sent fax's news comes as one `fax_sent` webhook (never retried by the bridge's 404, as
-    # far as any source says) and then only by polling: two hours covers native redials.
+    # Fax.Plus keeps its records, so a fax neither the outbox nor the sent faxes show is not
+    # coming back once its native redials are over (2 retries, at most 29 minutes apart).
     forgotten_grace_s = 2 * 3600.0
     # No source says Fax.Plus delivers a webhook again after an error answer: keep it instead.
     retries_refused_callbacks = False

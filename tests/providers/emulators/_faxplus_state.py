@@ -46,6 +46,24 @@ def shown_number(e164: str) -> str:
     return e164
 
 
+# docs/Number.md: the account's line, and one cancelled but not yet deleted.
+NUMBERS = [
+    {"id": new_id(), "number": "+1 212-555-0100", "status": "active", "is_canceled": False,
+     "owner_id": USER_ID, "assigned_to": [USER_ID], "acquired_date": "2022-01-01 00:00:00"},
+    {"id": new_id(), "number": "+1 212-555-0177", "status": "active", "is_canceled": True,
+     "owner_id": USER_ID, "assigned_to": [], "acquired_date": "2022-01-01 00:00:00"},
+]  # fmt: skip
+
+
+def retry_ok(retry: Any) -> bool:
+    """The tightest limits the sources give: the fax record's `max_retry` 0 < x < 3 and
+    `retry_delay` 0 < x < 30 (apidoc "Get a fax record")."""
+    if not isinstance(retry, dict):
+        return False
+    count, delay = retry.get("count"), retry.get("delay")
+    return isinstance(count, int) and 0 < count < 3 and isinstance(delay, int) and 0 < delay < 30
+
+
 @dataclass
 class Sent:
     """One sent fax: its record, and the id of the faxing session the webhook names."""
@@ -64,7 +82,7 @@ class FaxPlusState:
     sent_from: dict[str, str] = field(default_factory=dict)  # outbox id → fax id
     documents: dict[str, bytes] = field(default_factory=dict)  # fax id → PDF
     hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    numbers: list[dict[str, Any]] = field(default_factory=list)
+    numbers: list[dict[str, Any]] = field(default_factory=lambda: list(NUMBERS))
     deleted: list[str] = field(default_factory=list)  # ids DELETEd, outbox or fax
     # Sends still to be answered without `ids` although queued (a reply shape no source
     # shows, but a 2xx the adapter must not take for a refusal).

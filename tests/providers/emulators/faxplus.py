@@ -33,6 +33,7 @@ from tests.providers.emulators._faxplus_state import (
     new_id,
     now_text,
     page_count,
+    retry_ok,
     shown_number,
 )
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
@@ -117,7 +118,7 @@ def build_app(state: FaxPlusState) -> Starlette:
         if len(files) > 10:  # apidoc concepts/fax: more than 10 files is `too_many_files`
             return _error(400, "too_many_files", "At most 10 files per fax")
         retry = (body.get("options") or {}).get("retry")
-        if retry is not None and not _retry_ok(retry):
+        if retry is not None and not retry_ok(retry):
             return _error(400, "invalid_parameters", "options.retry is out of range")
         pages = sum(page_count(state.files[f]) for f in files) + bool(body.get("cover_page"))
         ids = {number: state.queue(body, number, pages) for number in to}
@@ -243,15 +244,6 @@ def build_app(state: FaxPlusState) -> Starlette:
             Route("/v3/hooks/{hook_id}", delete_hook, methods=["DELETE"]),
         ]
     )
-
-
-def _retry_ok(retry: Any) -> bool:
-    """The tightest limits the sources give: the fax record's `max_retry` 0 < x < 3 and
-    `retry_delay` 0 < x < 30 (apidoc "Get a fax record")."""
-    if not isinstance(retry, dict):
-        return False
-    count, delay = retry.get("count"), retry.get("delay")
-    return isinstance(count, int) and 0 < count < 3 and isinstance(delay, int) and 0 < delay < 30
 
 
 class FaxPlusHarness(CallsBack):
@@ -411,13 +403,6 @@ class FaxPlusHarness(CallsBack):
 @contextlib.contextmanager
 def make_harness(client_id: str | None = CLIENT_ID) -> Iterator[FaxPlusHarness]:
     state = FaxPlusState(client_id=client_id)
-    # docs/Number.md: the account's line, and one cancelled but not yet deleted.
-    state.numbers = [
-        {"id": new_id(), "number": "+1 212-555-0100", "status": "active", "is_canceled": False,
-         "owner_id": USER_ID, "assigned_to": [USER_ID], "acquired_date": "2022-01-01 00:00:00"},
-        {"id": new_id(), "number": "+1 212-555-0177", "status": "active", "is_canceled": True,
-         "owner_id": USER_ID, "assigned_to": [], "acquired_date": "2022-01-01 00:00:00"},
-    ]  # fmt: skip
     recorder = Recorder(build_app(state))
     with serve(recorder) as root:
         yield FaxPlusHarness(recorder, state, f"{root}/v3")
