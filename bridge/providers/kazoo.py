@@ -66,9 +66,6 @@ OUTBOUND_EVENTS = frozenset({"outbound_fax", "outbound_fax_error"})
 # Crossbar's 429 names no wait; its token bucket (kz_buckets: 100 tokens, 10 a second) is
 # full again after 10 s.
 RATE_LIMIT_WAIT_S = 10.0
-# cb_faxes content_types_provided_for_fax offers only the stored type (image/tiff for a received
-# fax); PDF is preferred where offered.
-ATTACHMENT_ACCEPT = "application/pdf, image/tiff;q=0.9, */*;q=0.5"
 # A callback is answered after at most this long spent asking Kazoo for the job's record.
 CALLBACK_LOOKUP_TIMEOUT_S = 5.0
 # webhooks.json: `retries` 0..4, the tries in all; webhooks_util retries only when the bridge
@@ -262,21 +259,11 @@ class KazooProvider(KazooLookup):
         return number
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
-        """The received fax as a PDF.
-
-        cb_faxes offers the attachment only in the content type it was stored with, and a
-        received fax is stored as TIFF (fax_request: `received_file_<id>.tiff`), so an
-        `Accept: application/pdf` alone is answered 406 by Cowboy's negotiation. Any type is
-        accepted; Kazoo converts to its `kazoo_convert` `fax.attachment_format` (PDF unless
-        configured otherwise), and a TIFF it sends is made a PDF here.
-        """
         if fax.document is not None:
             return fax.document
         path = f"{self._account}/faxes/inbox/{fax.provider_fax_id}/attachment"
-        response = await self.call("GET", path, headers={"Accept": ATTACHMENT_ACCEPT})
-        if response.content.startswith(b"%PDF"):
-            return response.content
-        return await asyncio.to_thread(_tiff_as_pdf, response.content, fax.provider_fax_id)
+        response = await self.call("GET", path, headers={"Accept": "application/pdf"})
+        return response.content
 
     # -- privacy -------------------------------------------------------------------------
     async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
@@ -386,17 +373,6 @@ def _multipart_mixed(data: dict[str, Any], pdf: bytes, filename: str) -> tuple[b
         ]
     )
     return body, f"multipart/mixed; boundary={boundary}"
-
-
-def _tiff_as_pdf(data: bytes, fax_id: str) -> bytes:
-    from bridge.documents.convert import Unusable, tiff_to_pdf
-
-    try:
-        return tiff_to_pdf(data).pdf
-    except Unusable as exc:
-        raise PermanentProviderError(
-            f"kazoo: the document of inbound fax {fax_id} is neither PDF nor TIFF: {exc}"
-        ) from exc
 
 
 def _unclassified(reason: str, event: str | None, fax_id: str | None = None) -> CallbackResult:

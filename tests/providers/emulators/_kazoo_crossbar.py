@@ -76,9 +76,6 @@ class KazooState:
     faxes_db: dict[str, dict[str, Any]] = field(default_factory=dict)  # the global `faxes` db
     modb: dict[str, dict[str, Any]] = field(default_factory=dict)  # YYYYMM-<id>: outbox, inbox
     attachments: dict[str, bytes] = field(default_factory=dict)  # doc id → the fax document
-    # doc id → the content type the attachment was stored with: what cb_faxes
-    # content_types_provided_for_fax offers (a received fax: image/tiff, fax_request.erl).
-    attachment_types: dict[str, str] = field(default_factory=dict)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone_numbers
     running: dict[str, str] = field(default_factory=dict)  # fax_worker's status while processing
@@ -90,25 +87,6 @@ class KazooState:
 
     def __post_init__(self) -> None:
         self.tokens.add(self.auth_token)
-
-
-def acceptable(accept: str | None, offered: str) -> bool:
-    """cowboy_rest choose_media_type: no `Accept` takes anything; else some range with q > 0
-    (`*/*`, `type/*` or the exact type) must match the one type offered."""
-    if not accept or not accept.strip():
-        return True
-    kind = offered.split("/", 1)[0]
-    for item in accept.split(","):
-        media, *params = (part.strip() for part in item.split(";"))
-        quality = next((p[2:] for p in params if p.startswith("q=")), "1")
-        try:
-            if float(quality) <= 0:
-                continue
-        except ValueError:
-            continue
-        if media.lower() in ("*/*", f"{kind}/*", offered):
-            return True
-    return False
 
 
 def make_app(state: KazooState) -> Starlette:
@@ -172,7 +150,6 @@ def make_app(state: KazooState) -> Starlette:
         saved = dict(doc)
         if pdf is not None:  # maybe_save_attachment → prepare_attachment
             state.attachments[fax_id] = pdf
-            state.attachment_types[fax_id] = "application/pdf"
             doc.update(pvt_job_status="pending", _rev=f"2-{secrets.token_hex(16)}")
         state.faxes_db[fax_id] = doc
         if state.reply_delay_s:
@@ -275,32 +252,21 @@ def make_app(state: KazooState) -> Starlette:
         return envelope(shown, token=token)
 
     async def attachment(request: Request, token: str) -> Response:
-        """cb_faxes load_fax_binary (GET) and delete/4 (DELETE: every attachment, for good).
-
-        GET: content_types_provided_for_fax offers only the first attachment's stored content
-        type, and Cowboy's negotiation answers 406 (empty body) when `Accept` names no range
-        that matches it; then kz_fax_attachment:fetch converts to kazoo_convert
-        `fax.attachment_format` (default pdf) and set_fax_binary names what it sends."""
+        """cb_faxes load_fax_binary (GET) and delete/4 (DELETE: every attachment, for good)."""
         doc, problem = _load_modb(request)
         if doc is None:
             assert problem is not None
             return problem
         if request.method == "DELETE":
             state.attachments.pop(doc["_id"], None)
-            state.attachment_types.pop(doc["_id"], None)
             return envelope({}, token=token)
         if doc["_id"] not in state.attachments:
             return bad_identifier(doc["_id"])
-        stored = state.attachment_types.get(doc["_id"], "application/pdf")
-        if not acceptable(request.headers.get("accept"), stored):
-            return Response(status_code=406)  # cowboy_rest: not_acceptable
-        content = state.attachments[doc["_id"]]
-        media_type = "application/pdf" if content.startswith(b"%PDF") else "image/tiff"
-        extension = media_type.rsplit("/", 1)[-1]
         disposition = request.query_params.get("disposition", "attachment")
-        name = f"fax_document_{doc['pvt_created']}.{extension}"  # get_file_name
+        name = f"fax_document_{doc['pvt_created']}.pdf"  # get_file_name
         headers = {"content-disposition": f"{disposition}; filename={name}"}
-        return Response(content, media_type=media_type, headers=headers)
+        pdf = state.attachments[doc["_id"]]
+        return Response(pdf, media_type="application/pdf", headers=headers)
 
     async def webhooks(request: Request, token: str) -> Response:
         """cb_webhooks.erl with schemas/webhooks.json (required hook, name, uri; retries 2)."""

@@ -110,8 +110,6 @@ class KazooHarness(CallsBack):
         self.state.modb[doc["_id"]] = doc
         if fax_id in self.state.attachments:
             self.state.attachments[doc["_id"]] = self.state.attachments.pop(fax_id)
-            kind = self.state.attachment_types.pop(fax_id, "application/pdf")
-            self.state.attachment_types[doc["_id"]] = kind
         return outbound_notice(doc, resp)
 
     def finish(self, fax_id: str, status: str, reason: str | None = None) -> dict[str, Any]:
@@ -171,10 +169,7 @@ class KazooHarness(CallsBack):
         pages = len(PdfReader(BytesIO(pdf)).pages)
         doc = inbox_doc(self.state.account_id, fax_id, from_number, to_number, pages)
         self.state.modb[fax_id] = doc
-        # fax_request get_fax_storage/store_attachment: the received fax is stored as
-        # `received_file_<id>.tiff` (image/tiff); Crossbar converts it when it is fetched.
         self.state.attachments[fax_id] = pdf
-        self.state.attachment_types[fax_id] = "image/tiff"
         return self.notify(inbound_notice(doc, pages))
 
     def unclassifiable_callback(self) -> CallbackHTTP:
