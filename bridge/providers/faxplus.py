@@ -1,10 +1,19 @@
-"""Fax.Plus REST API v3 (seed 001; facts in PROVIDERS.md and the official SDK models).
+"""Fax.Plus REST API v3: AlohiHQ/faxplus-python docs/ and models/, AlohiHQ/faxplus-js models/,
+and the apidoc.fax.plus pages (seed 001 only where they are silent).
 
-Two things shape this adapter. A fax is sent in two calls (upload the PDF, then post to the
-outbox referring to the uploaded path). And a fax has two ids: the outbox id we get back names
-it only until it is sent; after that it is a fax with a new id, and the `fax_sent` webhook names
-only that one. We therefore tag every fax with `job:<our job id>` and, on a webhook, read the
-fax record's tags to tell the bridge which job it is about.
+A fax is sent in two calls: upload the PDF (`POST /files` → `{"path"}`), then post to the
+outbox naming that path (`POST /outbox`, `return_ids: true` → `{"ids": {to: id}}`). The id we
+get back names the fax only while it waits in the outbox; once sent, it is a fax record whose
+id may differ, and a `fax_sent` webhook names the faxing session (`data.id`, which differs
+again when Fax.Plus redialled: apidoc.fax.plus/concepts/webhook) and the fax (`hook.id`).
+So every fax carries our reference in its comment, and every id is tried: the webhook's ids as
+fax records (whose `comment` is the plain text we sent, not the outbox's `{text, tags}`), then
+the sent faxes around the webhook's time. Polling and `find` read the outbox and the sent
+faxes, the latter paged by time window and bounded (`bridge.providers.faxplus_lookup`).
+
+Fax.Plus redials by itself (`options.retry`); it deletes nothing on its own, so the bridge can
+remove a fax and its file (`DELETE /faxes/{id}`) and cancel an unsent one (`DELETE
+/outbox/{id}`).
 """
 
 from __future__ import annotations
@@ -12,15 +21,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote
 
-import httpx
-
-from bridge.config import FaxPlusConfig
-from bridge.errors import CallbackError, PermanentProviderError, ProviderError
+from bridge.errors import CallbackError, PermanentProviderError, TransientProviderError
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
@@ -28,155 +32,60 @@ from bridge.models import (
     InboundFax,
     JobStatus,
     OutboundFax,
+    RedialPolicy,
     SendResult,
     StatusUpdate,
+    UnclassifiedCallback,
 )
 from bridge.providers.base import transmitted_pdf
-from bridge.providers.http import HTTPProvider
+from bridge.providers.faxplus_lookup import FaxPlusLookup
+from bridge.providers.faxplus_wire import (
+    answer,
+    comment_reference,
+    from_number,
+    number,
+    parse_time,
+    to_number,
+)
+from bridge.providers.reference import reference_text
 from bridge.providers.values import as_int
 
 log = logging.getLogger(__name__)
 
-JOB_TAG_PREFIX = "job:"
 BRIDGE_TAG = "faxbridge"
-# How many of the latest sent faxes a status poll searches for a job's fax (the API's default
-# page size): one request, so a fax sent longer ago than that many others is not found.
-SENT_LOOKBACK = 50
-
-_SUBMITTED = frozenset({"submitted", "converting", "scheduled_for_sending"})
-_SENDING = frozenset({"sending", "in_progress"})
-_FILE_ERRORS = frozenset(
-    {
-        "failed_office_converter_issue",
-        "failed_separate_file_pages_issue",
-        "failed_render_header_issue",
-        "failed_unknown_converter_issue",
-        "failed_convert_to_tiff_issue",
-        "failed_mimetype_not_supported",
-        "failed_image_preparation",
-    }
-)
-_FAILURES: dict[str, FailureReason] = {
-    "failed_user_busy": FailureReason.BUSY,
-    "failed_no_answer": FailureReason.NO_ANSWER,
-    "failed_unallocated_number": FailureReason.BAD_NUMBER,
-    "failed_invalid_number_format": FailureReason.BAD_NUMBER,
-    "failed_destination_not_supported": FailureReason.BAD_NUMBER,
-    "failed_normal_clearing": FailureReason.DISCONNECTED,
-    "failed_normal_temporary_failure": FailureReason.DISCONNECTED,
-    "failed_to_send": FailureReason.DISCONNECTED,
-    "partially_sent": FailureReason.DISCONNECTED,
-    "insufficient_credit": FailureReason.ON_HOLD,
-    "failed": FailureReason.UNKNOWN,
-    "failed_internal_process_error": FailureReason.UNKNOWN,
-    **dict.fromkeys(_FILE_ERRORS, FailureReason.FILE_ERROR),
-}
-# What Fax.Plus's status table says each outcome means (its payloads carry no text of their
-# own), so failure reports can quote the provider rather than only our reason.
-_TEXTS = {
-    "success": "The fax was sent successfully",
-    "partially_sent": "The first pages were sent, then the call dropped",
-    "insufficient_credit": "Not enough credit to send the pages",
-    "failed": "Generic error",
-    "failed_internal_process_error": "Internal processing error",
-    "failed_user_busy": "The destination was busy",
-    "failed_no_answer": "No answer at the destination",
-    "failed_unallocated_number": "Invalid (unallocated) number",
-    "failed_invalid_number_format": "Invalid number format",
-    "failed_destination_not_supported": "Special service number, or not covered by the plan",
-    "failed_to_send": "The system was busy",
-    "failed_normal_temporary_failure": "Temporary network issue",
-    "failed_normal_clearing": "The call was cleared by the destination",
-    "failed_mimetype_not_supported": "Unsupported file type",
-}
+# The retry limits the sources give: help.alohi.com "Auto Retry on Failure" (at most 3
+# retries, minutes apart, at most 720) and the fax record's `max_retry` (0 < x < 3) and
+# `retry_delay` (0 < x < 30) (apidoc "Get a fax record"). Kept inside all of them.
+MAX_NATIVE_RETRIES = 2
+MAX_RETRY_DELAY_MIN = 29
+_LINE_FAILURES = frozenset({FailureReason.BUSY, FailureReason.NO_ANSWER})
 
 
-def classify(raw: str, *, pending: bool = False) -> tuple[JobStatus, FailureReason | None]:
-    """Map one Fax.Plus status to ours.
+def native_retry(policy: RedialPolicy) -> dict[str, int] | None:
+    """`options.retry` for a redial policy: the retries beyond the first dial, and the delay.
 
-    `pending` says the record is still in the outbox, where an unknown status means "not sent
-    yet"; anywhere else an unknown status is a failure we cannot explain.
+    `count`: docs/RetryOptions.md says "number of tries", help.alohi.com "how many additional
+    times": read as retries (the fax record calls it `max_retry`), so one fewer than our
+    `tries`. `delay`: docs/RetryOptions.md says seconds, the help centre minutes; minutes are
+    sent, so a reading as seconds redials sooner rather than hours late.
     """
-    if raw == "success":
-        return JobStatus.DELIVERED, None
-    if raw in _SUBMITTED:
-        return JobStatus.SUBMITTED, None
-    if raw in _SENDING:
-        return JobStatus.SENDING, None
-    if raw in _FAILURES:
-        return JobStatus.FAILED, _FAILURES[raw]
-    if raw.startswith("failed_fs_"):  # FreeSWITCH hang-up causes: the call broke off
-        return JobStatus.FAILED, FailureReason.DISCONNECTED
-    if "convert" in raw:
-        return JobStatus.FAILED, FailureReason.FILE_ERROR
-    if pending and not raw.startswith("failed"):
-        return JobStatus.SUBMITTED, None
-    return JobStatus.FAILED, FailureReason.UNKNOWN
-
-
-def job_id_from_tags(record: dict[str, Any]) -> str | None:
-    """Our job id from a fax or outbox record's `comment.tags` (`job:<id>`)."""
-    comment = record.get("comment")
-    tags = comment.get("tags") if isinstance(comment, dict) else record.get("tags")
-    for tag in tags if isinstance(tags, list) else []:
-        if isinstance(tag, str) and tag.startswith(JOB_TAG_PREFIX):
-            return tag[len(JOB_TAG_PREFIX) :] or None
-    return None
-
-
-def _number(value: Any) -> str:
-    """`+1 334-304-1234` → `+13343041234`; user ids (free accounts) are left as they are."""
-    text = str(value or "").strip()
-    if re.fullmatch(r"\+?[\d\s().-]+", text):
-        digits = re.sub(r"\D", "", text)
-        return f"+{digits}" if text.startswith("+") else digits
-    return text
-
-
-def _time(value: Any) -> datetime | None:
-    """Fax.Plus times are `YYYY-MM-DD HH:mm:ss` in UTC."""
-    try:
-        return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
+    rule = max((policy.busy, policy.no_answer), key=lambda r: r.tries)
+    count = min(MAX_NATIVE_RETRIES, rule.tries - 1)
+    if count < 1:
         return None
+    delay = max(1, min(MAX_RETRY_DELAY_MIN, round(rule.interval_s / 60)))
+    return {"count": count, "delay": delay}
 
 
-class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
+class FaxPlusProvider(FaxPlusLookup):
     type = "faxplus"
     default_base_url = "https://restapi.fax.plus/v3"
-
-    # -- plumbing ------------------------------------------------------------------------
-    def _headers(self, accept: str = "application/json") -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.config.access_token}", "Accept": accept}
-        if self.config.client_id:  # only OAuth apps have one; PATs must not send it
-            headers["x-fax-clientid"] = self.config.client_id
-        return headers
-
-    def _account_path(self, *rest: str) -> str:
-        parts = [self.config.user_id, *rest]
-        return "/accounts/" + "/".join(quote(p, safe="") for p in parts)
-
-    def error_text(self, response: httpx.Response) -> str:
-        """Fax.Plus's terse `error` code with the `description` it puts beside it."""
-        return _with_description(super().error_text(response), response)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self._headers(), **kwargs.pop("headers", {})}
-        return await self.request(method, path, headers=headers, **kwargs)
-
-    async def _record(
-        self, fax_id: str, kinds: tuple[str, ...]
-    ) -> tuple[str, dict[str, Any]] | None:
-        """The first of `outbox`/`faxes` that knows `fax_id`, with its record; 404s are None."""
-        for kind in kinds:
-            try:
-                response = await self._call("GET", self._account_path(kind, fax_id))
-            except PermanentProviderError as exc:
-                if exc.code == "404":
-                    continue
-                raise
-            return kind, _answer(response)
-        return None
+    redials_natively = True
+    # Fax.Plus keeps its records, so a fax neither the outbox nor the sent faxes show is not
+    # coming back once its native redials are over (2 retries, at most 29 minutes apart).
+    forgotten_grace_s = 2 * 3600.0
+    # No source says Fax.Plus delivers a webhook again after an error answer: keep it instead.
+    retries_refused_callbacks = False
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
@@ -186,27 +95,31 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
             pdf = await asyncio.to_thread(transmitted_pdf, fax)
         else:
             pdf = await asyncio.to_thread(fax.document.read_bytes)
-        upload = await self._call(
+        upload = await self.call(
             "POST",
-            self._account_path("files"),
+            self.account_path("files"),
             params={"format": "pdf"},
             files={"fax_file": (f"{fax.job_id}.pdf", pdf, "application/pdf")},
         )
-        path = _answer(upload).get("path")
+        path = answer(upload).get("path")
         if not isinstance(path, str) or not path:
             raise PermanentProviderError(f"{self.name}: the upload answer names no file path")
 
         payload: dict[str, Any] = {
-            # Corporate members without a number of their own send "from": "no_number".
+            # docs/OutboxApi.md: members without a number of their own send "no_number".
             "from": fax.caller_id or "no_number",
             "to": [fax.to],
             "files": [path],
+            # The text survives as the sent fax's plain-string comment; the tags only on the
+            # outbox record.
             "comment": {
-                "text": f"faxbridge job {fax.job_id}",
-                "tags": [BRIDGE_TAG, f"{JOB_TAG_PREFIX}{fax.job_id}"],
+                "text": reference_text(fax.reference),
+                "tags": [BRIDGE_TAG, f"job:{fax.reference}"],
             },
             "return_ids": True,
         }
+        if retry := native_retry(fax.redial):
+            payload["options"] = {"retry": retry}
         if fax.cover is not None:
             payload["cover_page"] = {
                 "name_to": fax.cover.to_name,
@@ -214,14 +127,20 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
                 "subject": fax.cover.subject,
                 "message": fax.cover.notes,
             }
-        response = await self._call("POST", self._account_path("outbox"), json=payload)
-        ids = _answer(response).get("ids")
+        response = await self.call("POST", self.account_path("outbox"), json=payload)
+        ids = answer(response).get("ids")
         outbox_id = None
         if isinstance(ids, dict) and ids:
             outbox_id = ids.get(fax.to) or next(iter(ids.values()))
         if not outbox_id:
-            # Accepted but untrackable; failing it is better than sending it a second time.
-            raise PermanentProviderError(f"{self.name}: the outbox answer names no fax id")
+            # Fax.Plus took the fax (2xx) but named no id: it may well send it. Never refuse
+            # it (a retry would send it twice): the worker asks `find` before any re-send.
+            raise TransientProviderError(
+                f"{self.name}: the outbox took the fax but named no id; looking it up by "
+                "its reference",
+                code="no_id",
+                maybe_sent=True,
+            )
         log.info("%s: job %s queued as outbox fax %s", self.name, fax.job_id, outbox_id)
         return SendResult(str(outbox_id), JobStatus.SUBMITTED, raw_status="submitted")
 
@@ -229,121 +148,161 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
     async def status(
         self, provider_fax_id: str, *, job_id: str | None = None
     ) -> StatusUpdate | None:
-        found = await self._record(provider_fax_id, ("outbox", "faxes"))
-        if found is not None:
-            kind, record = found
-            return self._update(provider_fax_id, record, pending=kind == "outbox")
+        queued = await self.record("outbox", provider_fax_id)
+        if queued is not None:
+            return replace(self.update(queued, pending=True), provider_fax_id=provider_fax_id)
+        sent = await self.record("faxes", provider_fax_id)
+        if sent is not None:
+            return replace(self.update(sent), provider_fax_id=provider_fax_id)
         if job_id is None:
             return None
-        # Sent: the outbox id is gone and the fax has a new id. Find it by our job tag among
-        # the latest sent faxes; the update names the new id and our job, so the store adopts it.
-        sent = await self._sent_fax(job_id)
-        if sent is None:
+        # Sent under a new id: find it by our reference among the sent faxes; the update
+        # names the new id and our job, so the store adopts it.
+        walk = await self.walk_sent(lambda r: _names_job(r, job_id), first=True)
+        if not walk.found:
             return None
-        fax_id, record = sent
+        update = self.update(walk.found[0])
         log.info(
             "%s: job %s (outbox fax %s) was sent as fax %s",
             self.name,
             job_id,
             provider_fax_id,
-            fax_id,
+            update.provider_fax_id,
         )
-        return self._update(fax_id, record, job_id=job_id)
-
-    async def _sent_fax(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
-        """The newest sent fax tagged `job:<job_id>` among the last `SENT_LOOKBACK`, or None."""
-        response = await self._call(
-            "GET",
-            self._account_path("faxes"),
-            params={"category": "sent", "limit": str(SENT_LOOKBACK)},
-        )
-        data = _answer(response).get("data")
-        records = data.get("records") if isinstance(data, dict) else None
-        for record in records if isinstance(records, list) else []:
-            if isinstance(record, dict) and record.get("id") and job_id_from_tags(record) == job_id:
-                return str(record["id"]), record
-        return None
-
-    def _update(
-        self,
-        fax_id: str,
-        record: dict[str, Any],
-        *,
-        pending: bool = False,
-        job_id: str | None = None,
-        at: datetime | None = None,
-    ) -> StatusUpdate:
-        raw = str(record.get("status") or "")
-        status, reason = classify(raw, pending=pending)
-        text = record.get("description")
-        return StatusUpdate(
-            provider_fax_id=fax_id,
-            status=status,
-            reason=reason,
-            provider_code=raw,
-            provider_text=text if isinstance(text, str) and text else _TEXTS.get(raw),
-            pages=as_int(record.get("pages", record.get("page_count"))),
-            job_id=job_id or job_id_from_tags(record),
-            at=at or _time(record.get("last_updated_status_time") or record.get("start_time")),
-        )
+        return update
 
     # -- callbacks -----------------------------------------------------------------------
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         self.verify_callback_token(request)
-        body = _json_body(request)
-        hook, data = body.get("hook"), body.get("data")
-        if not isinstance(hook, dict) or not isinstance(data, dict) or not data.get("id"):
-            raise CallbackError(f"{self.name}: a webhook needs a `hook` and a `data.id`")
-        if hook.get("event") != "fax_received" and not data.get("status"):
-            raise CallbackError(f"{self.name}: the {hook.get('event')} webhook has no status")
-        fax_id = str(data["id"])
-        if hook.get("event") == "fax_received":
+        hook, data = _hook_and_data(request)
+        event = str(hook.get("event") or "")
+        # `hook.id` is the fax (its record, its file), `data.id` the faxing session, which
+        # "might differ from the one returned by listFaxes" (apidoc.fax.plus/concepts/webhook).
+        fax_id = str(hook.get("id") or data.get("id") or "")
+        if event == "fax_received" and fax_id:
             return CallbackResult(inbound=[self._inbound(fax_id, data)])
-        job_id = await self._job_id(fax_id, data)
-        at = _time(hook.get("event_time")) or _time(data.get("start_time"))
-        return CallbackResult(updates=[self._update(fax_id, data, job_id=job_id, at=at)])
+        if event != "fax_sent" or not fax_id or not data.get("status"):
+            what = "names no fax" if not fax_id else "has no status"
+            if event not in ("fax_sent", "fax_received"):
+                what = "is of an event the bridge does not use"
+            return _kept(f"a Fax.Plus {event or 'unnamed'} webhook that {what}", event, fax_id)
+        return CallbackResult(updates=[await self._sent_update(hook, data)])
 
-    async def _job_id(self, fax_id: str, data: dict[str, Any]) -> str | None:
-        """Which of our jobs the webhook is about: the `job:` tag on the fax record."""
-        try:
-            found = await self._record(fax_id, ("faxes", "outbox"))
-        except ProviderError as exc:
-            log.warning("%s: cannot read fax %s to link its webhook: %s", self.name, fax_id, exc)
-            return None
-        job_id = job_id_from_tags(found[1]) if found else None
-        if job_id is None:
-            log.warning(
-                "%s: fax %s to %s carries no job tag; only its fax id links it",
-                self.name,
-                fax_id,
-                _number(data.get("to") or data.get("to_number")),
+    async def _sent_update(self, hook: dict[str, Any], data: dict[str, Any]) -> StatusUpdate:
+        """The `fax_sent` news, linked to our job from every id the webhook names."""
+        ids = list(dict.fromkeys(str(i) for i in (data.get("id"), hook.get("id")) if i))
+        update = self.update(data)
+        at = parse_time(hook.get("event_time")) or update.at
+        update = replace(update, provider_fax_id=str(hook.get("id") or ids[0]), at=at)
+        kind, record = await self._sent_record(ids, data)
+        if record is not None:
+            linked = self.update(record)
+            update = replace(
+                update,
+                provider_fax_id=linked.provider_fax_id or update.provider_fax_id,
+                job_id=linked.job_id,
+                round=linked.round,
             )
-        return job_id
+        if kind == "outbox" and update.reason in _LINE_FAILURES:
+            # Still in the outbox after a busy or unanswered dial: Fax.Plus redials it
+            # (`options.retry`), so this is not the end.
+            text = f"{update.provider_text or update.provider_code}; Fax.Plus redials"
+            update = replace(update, status=JobStatus.SUBMITTED, reason=None, provider_text=text)
+        if update.job_id is None:
+            log.warning(
+                "%s: fax %s to %s carries no reference of ours; only its ids can link it",
+                self.name,
+                "/".join(ids),
+                to_number(data),
+            )
+        return update
+
+    async def _sent_record(
+        self, ids: list[str], data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Where the fax a `fax_sent` webhook is about is (`faxes` or `outbox`), and its record
+        with our reference in the comment.
+
+        By each id (`data.id` is the session, `hook.id` the fax), as a fax record and as an
+        outbox record; else among the sent faxes of the last hour with the webhook's
+        destination and start time.
+        """
+        if comment_reference(data) is not None:
+            return "webhook", data
+        try:
+            for fax_id in ids:
+                for kind in ("faxes", "outbox"):
+                    record = await self.record(kind, fax_id)
+                    if record is not None and comment_reference(record) is not None:
+                        return kind, record
+            start, to = data.get("start_time"), to_number(data)
+            if not start or not to:
+                return "", None
+
+            def same_call(row: dict[str, Any]) -> bool:
+                same = row.get("start_time") == start and to_number(row) == to
+                return same and comment_reference(row) is not None
+
+            walk = await self.walk_sent(same_call, first=True)
+        except (PermanentProviderError, TransientProviderError) as exc:
+            log.warning("%s: cannot read fax %s to link its webhook: %s", self.name, ids, exc)
+            return "", None
+        return ("faxes", walk.found[0]) if len(walk.found) == 1 else ("", None)
 
     def _inbound(self, fax_id: str, data: dict[str, Any]) -> InboundFax:
         return InboundFax(
             provider_fax_id=fax_id,
-            from_number=_number(data.get("from") or data.get("from_number")),
-            to_number=_number(data.get("to") or data.get("to_number")),
+            from_number=from_number(data),
+            to_number=to_number(data),
             pages=as_int(data.get("pages")),
-            received=_time(data.get("start_time")),
+            received=parse_time(data.get("start_time")),
             raw=dict(data),
         )
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
         if fax.document is not None:
             return fax.document
-        response = await self._call(
+        response = await self.call(
             "GET",
-            self._account_path("files", fax.provider_fax_id),
+            self.account_path("files", fax.provider_fax_id),
             params={"format": "pdf"},
             headers={"Accept": "application/pdf"},
         )
         return response.content
 
+    # -- cancel, delete, lines -----------------------------------------------------------
+    async def cancel(self, provider_fax_id: str) -> None:
+        """`DELETE /outbox/{id}` (docs/OutboxApi.md delete_outbox_fax): only while unsent."""
+        try:
+            await self.call("DELETE", self.account_path("outbox", provider_fax_id))
+        except PermanentProviderError as exc:
+            if exc.code in ("404", "410"):
+                raise PermanentProviderError(
+                    f"{self.name}: fax {provider_fax_id} is no longer in the Fax.Plus outbox "
+                    "(already sent, or unknown): it cannot be cancelled",
+                    code=exc.code,
+                ) from exc
+            raise
+
+    async def delete(self, provider_fax_id: str, *, inbound: bool = False) -> None:
+        """`DELETE /faxes/{id}` (docs/FaxesApi.md delete_fax) removes the record and its file;
+        a fax still in the outbox is removed there. Gone already is done."""
+        if not inbound and await self.record("outbox", provider_fax_id) is not None:
+            await self.call_or_forgotten("DELETE", self.account_path("outbox", provider_fax_id))
+            return
+        await self.call_or_forgotten("DELETE", self.account_path("faxes", provider_fax_id))
+
+    async def fax_lines(self) -> list[str]:
+        """The account's numbers (docs/NumbersApi.md list_numbers); cancelled ones left out."""
+        body = answer(await self.call("GET", self.account_path("numbers")))
+        rows = body.get("numbers")
+        rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        lines = {number(r.get("number")) for r in rows if not r.get("is_canceled")}
+        return sorted(line for line in lines if line)
+
     # -- admin ---------------------------------------------------------------------------
     async def check(self) -> str:
-        account = _answer(await self._call("GET", self._account_path()))
+        account = answer(await self.call("GET", self.account_path()))
         who = account.get("email") or account.get("uid") or self.config.user_id
         kind = account.get("account_type") or "account"
         return f"Fax.Plus credentials work: {kind} {who} (status {account.get('status', '?')})"
@@ -352,13 +311,13 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
         target = self.callback_url()
         lines = []
         for event in ("fax_sent", "fax_received"):
-            listing = _answer(await self._call("GET", "/hooks", params={"event": event}))
+            listing = answer(await self.call("GET", "/hooks", params={"event": event}))
             hooks = listing.get("data")
             if any(h.get("target") == target for h in hooks or [] if isinstance(h, dict)):
                 lines.append(f"Fax.Plus webhook {event} → {self._shown(target)} already exists")
                 continue
-            created = await self._call("POST", "/hooks", json={"target": target, "event": event})
-            hook_id = _answer(created).get("id", "?")
+            created = await self.call("POST", "/hooks", json={"target": target, "event": event})
+            hook_id = answer(created).get("id", "?")
             lines.append(
                 f"Registered Fax.Plus webhook {event} → {self._shown(target)} (id {hook_id})"
             )
@@ -370,27 +329,26 @@ class FaxPlusProvider(HTTPProvider[FaxPlusConfig]):
         return url.replace(token, "***") if token else url
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
-    """A JSON object answer, or `{}` when the body is empty or something else."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
+def _names_job(record: dict[str, Any], job_id: str) -> bool:
+    found = comment_reference(record)
+    return found is not None and found.job_id == job_id
 
 
-def _with_description(message: str, response: httpx.Response) -> str:
-    description = _answer(response).get("description")
-    if isinstance(description, str) and description and description not in message:
-        return f"{message} ({description[:300]})"
-    return message
-
-
-def _json_body(request: CallbackRequest) -> dict[str, Any]:
+def _hook_and_data(request: CallbackRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """apidoc.fax.plus/concepts/webhook: a JSON object with `hook` and `data`."""
     try:
         body = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CallbackError(f"Fax.Plus webhook body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise CallbackError("Fax.Plus webhook body is not a JSON object")
-    return body
+    hook, data = body.get("hook"), body.get("data")
+    if not isinstance(hook, dict) or not isinstance(data, dict):
+        raise CallbackError("Fax.Plus webhook needs a `hook` and a `data` object")
+    return hook, data
+
+
+def _kept(reason: str, event: str, fax_id: str) -> CallbackResult:
+    kept = UnclassifiedCallback(reason=reason, event=event or None, provider_fax_id=fax_id or None)
+    log.warning("faxplus: %s", reason)
+    return CallbackResult(unclassified=[kept])

@@ -1,4 +1,7 @@
-"""Fax.Plus adapter against its emulator: the wire, the two ids, webhooks, errors, admin."""
+"""Fax.Plus adapter against its emulator: the wire, the two ids, webhooks, errors, admin.
+
+Linking, paging, redial, cancel/delete and lines are in `test_faxplus_linking.py`.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from tests.providers.harness import CallbackHTTP
 from tests.providers.pdfs import make_pdf
 
 TOKEN = CALLBACK_TOKEN
+JOB = "0190f2a1b3c4d5e6f"  # shaped like the store's ids (`new_id`)
 BRIDGE = "http://127.0.0.1:9/bridge"
 
 
@@ -80,7 +84,7 @@ def fax(tmp_path: Path) -> OutboundFax:
         pages=2,
     )
     return OutboundFax(
-        job_id="job-42",
+        job_id=JOB,
         to="+12125550123",
         caller_id="+12125550100",
         document=document,
@@ -116,7 +120,9 @@ async def test_send_uploads_the_document_then_queues_it_with_native_cover_fields
         "from": "+12125550100",
         "to": ["+12125550123"],
         "files": [path],
-        "comment": {"text": "faxbridge job job-42", "tags": ["faxbridge", "job:job-42"]},
+        "comment": {"text": f"faxbridge job {JOB}", "tags": ["faxbridge", f"job:{JOB}"]},
+        # The default redial policy: busy 3 dials 5 min apart, as 2 retries 5 (minutes) apart.
+        "options": {"retry": {"count": 2, "delay": 5}},
         "return_ids": True,
         "cover_page": {
             "name_to": "Jane Doe",
@@ -172,7 +178,7 @@ async def test_status_of_a_queued_fax_comes_from_the_outbox(
     update = await provider.status(outbox_id)
 
     assert update is not None
-    assert (update.status, update.provider_code, update.job_id) == (expected, raw, "job-42")
+    assert (update.status, update.provider_code, update.job_id) == (expected, raw, JOB)
     assert harness.requests[-1].path == f"/v3/accounts/self/outbox/{outbox_id}"
 
 
@@ -180,13 +186,13 @@ async def test_status_of_a_sent_fax_comes_from_its_fax_record(
     harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
 ) -> None:
     outbox_id = (await provider.send(fax)).provider_fax_id
-    fax_id = harness.state.complete(outbox_id, "failed_no_answer")["id"]
+    fax_id = harness.state.complete(outbox_id, "failed_no_answer").record["id"]
 
     update = await provider.status(fax_id)
 
     assert update is not None
     assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.NO_ANSWER)
-    assert update.job_id == "job-42"
+    assert update.job_id == JOB
     assert update.pages == 2  # one document page and Fax.Plus's cover page
 
 
@@ -209,19 +215,20 @@ async def test_status_with_job_id_finds_the_sent_fax_by_its_tag(
     outbox_id = (await provider.send(fax)).provider_fax_id
     harness.settle(outbox_id, "failed", "busy")  # leaves the outbox under a new fax id
     fax_id = next(iter(harness.state.faxes))
-    other = harness.state.complete("someone-else", "success")  # newer, tagged for no job of ours
+    other = harness.state.complete("someone-else", "success").record  # newer, not ours
     harness.inbound_callback("+12125550111", "+12125550100", make_pdf("inbound"))  # not a sent fax
 
-    update = await provider.status(outbox_id, job_id="job-42")
+    update = await provider.status(outbox_id, job_id=JOB)
 
     assert update is not None
-    assert (update.provider_fax_id, update.job_id) == (fax_id, "job-42")
+    assert (update.provider_fax_id, update.job_id) == (fax_id, JOB)
     assert fax_id not in (outbox_id, other["id"])
     assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.BUSY)
     assert update.provider_code == "failed_user_busy"
     listing = harness.requests[-1]
     assert (listing.method, listing.path) == ("GET", "/v3/accounts/self/faxes")
     assert (listing.query["category"], listing.query["limit"]) == (["sent"], ["50"])
+    assert {"after", "before"} <= set(listing.query)  # a time window, not "the latest 50"
     assert len(harness.requests) == 1 + 1 + 3  # upload, outbox, then outbox/fax/list lookups
 
 
@@ -232,7 +239,7 @@ async def test_status_with_job_id_is_none_when_no_sent_fax_carries_the_tag(
     harness.state.outbox.pop(outbox_id)  # gone, and never became a sent fax
     harness.state.complete("someone-else", "success")
 
-    assert await provider.status(outbox_id, job_id="job-42") is None
+    assert await provider.status(outbox_id, job_id=JOB) is None
     assert harness.requests[-1].path == "/v3/accounts/self/faxes"
 
 
@@ -281,8 +288,8 @@ async def test_fax_sent_webhook_maps_the_status_and_finds_the_job_by_its_tag(
     (fax_id,) = harness.state.faxes
     assert update.provider_fax_id == fax_id != outbox_id  # the webhook names the new id
     assert (update.status, update.reason, update.provider_code) == (status, reason, raw)
-    assert update.job_id == "job-42"
-    assert harness.requests[-1].path == f"/v3/accounts/self/faxes/{fax_id}"
+    assert update.job_id == JOB
+    assert f"/v3/accounts/self/faxes/{fax_id}" in [r.path for r in harness.requests]
     assert result.inbound == []
 
 
@@ -318,7 +325,7 @@ async def test_harness_callbacks_parse_to_the_common_status(
     callback = harness.status_callback(outbox_id, status, reason)
     (update,) = (await provider.parse_callback(await deliver(callback))).updates
 
-    assert (update.status, update.job_id) == (expected, "job-42")
+    assert (update.status, update.job_id) == (expected, JOB)
     assert update.reason == (FailureReason(reason) if reason else None)
 
 
@@ -342,7 +349,7 @@ async def test_a_webhook_naming_an_outbox_fax_is_read_leniently(
 
     (update,) = (await provider.parse_callback(await deliver(callback))).updates
 
-    assert (update.status, update.job_id) == (JobStatus.SENDING, "job-42")
+    assert (update.status, update.job_id) == (JobStatus.SENDING, JOB)
 
 
 async def test_webhook_for_a_fax_without_our_tag_has_no_job_id(
@@ -388,7 +395,7 @@ async def test_forged_or_tokenless_webhooks_are_refused_without_touching_the_api
         b"not json",
         b"[1, 2]",
         b'{"hook": {"event": "fax_sent"}}',
-        b'{"hook": {}, "data": {"id": 1}}',
+        b'{"hook": {"event": "fax_sent"}, "data": []}',
     ],
 )
 async def test_malformed_webhooks_are_callback_errors(
@@ -510,14 +517,16 @@ async def test_a_rejected_outbox_post_after_the_upload_is_permanent(
     assert len(harness.state.files) == 1 and harness.state.outbox == {}
 
 
-async def test_an_outbox_answer_without_ids_fails_rather_than_sending_twice(
+async def test_an_outbox_answer_without_ids_is_uncertain_never_refused(
     harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
 ) -> None:
     harness.fail_next(200, {"path": "/transient-1.pdf"})  # the upload
     harness.fail_next(201, {})  # the outbox post, accepted but naming no id
 
-    with pytest.raises(PermanentProviderError, match="names no fax id"):
+    with pytest.raises(TransientProviderError) as caught:
         await provider.send(fax)
+    # Fax.Plus may send it: the worker asks `find` before any re-send, never marks it refused.
+    assert caught.value.maybe_sent and not caught.value.rate_limited
     assert harness.requests[-1].path == "/v3/accounts/self/outbox"
 
 

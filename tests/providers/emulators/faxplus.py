@@ -1,27 +1,25 @@
-"""A Fax.Plus v3 emulator (seed 001 + PROVIDERS.md), served on a loopback port.
+"""A Fax.Plus v3 emulator built from Fax.Plus's own material, served on a loopback port.
 
-What it keeps faithful: Bearer auth (plus `x-fax-clientid` when the account is an OAuth app),
-upload-then-outbox, the outbox id that is replaced by a new fax id once the fax has been sent,
-`comment.tags` kept on both records, `/hooks` registration, `{"error", "description"}` error
-bodies, and the `{"hook", "data"}` webhook shape. Fax.Plus has no webhook for the outbox
-stages (`submitted` … `sending`): those are seen only by polling, so `status_callback` refuses
-them with `NotImplementedError`.
+Sources, named again at each route: AlohiHQ/faxplus-python `docs/*Api.md` (routes, parameters,
+return types) and `faxplus/models/*.py` (wire names, e.g. PayloadOutbox `from`), AlohiHQ/
+faxplus-js `models/*.ts`, and the apidoc.fax.plus pages ("Send a fax", "Get a fax record",
+concepts/webhook, concepts/outbox). Where they disagree the emulator serves the official
+example: a fax record says `from_number` (the "Get a fax record" example; the schema says
+`from`), a webhook says `from`/`to` with formatted numbers (the concepts/webhook example; the
+SDK models say `from_number`/`to_number`). A fax record's `comment` is a plain string.
+Fax.Plus has no webhook for the outbox stages (`submitted` … `sending`): those are seen only
+by polling, so `status_callback` refuses them with `NotImplementedError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -29,13 +27,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.providers.emulators._callbacks import CallsBack
+from tests.providers.emulators._faxplus_state import (
+    USER_ID,
+    FaxPlusState,
+    new_id,
+    now_text,
+    page_count,
+    retry_ok,
+    shown_number,
+)
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
 
 ACCESS_TOKEN = "fp-test-access-token"
 CLIENT_ID = "fp-test-client"
-USER_ID = "490ae330dbc749f0b6561dafa300f2fb"
 
-# Which Fax.Plus status the emulator reports for each failure reason of the common model.
+# Which Fax.Plus status (docs/FaxStatus.md) the emulator reports for each failure reason.
 FAILURE_STATUSES = {
     "busy": "failed_user_busy",
     "no_answer": "failed_no_answer",
@@ -47,80 +53,24 @@ FAILURE_STATUSES = {
 }
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _new_id() -> str:
-    return secrets.token_hex(12)
-
-
-def _page_count(pdf: bytes) -> int:
-    try:
-        return len(PdfReader(io.BytesIO(pdf)).pages)
-    except PyPdfError:
-        return 1
-
-
 def _error(status: int, error: str, description: str) -> JSONResponse:
+    """docs/Error.md: `{"error", "description"}`."""
     return JSONResponse({"error": error, "description": description}, status_code=status)
 
 
-@dataclass
-class FaxPlusState:
-    client_id: str | None
-    files: dict[str, bytes] = field(default_factory=dict)  # uploaded path → PDF
-    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
-    faxes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    documents: dict[str, bytes] = field(default_factory=dict)  # fax id → PDF
-    hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def complete(self, fax_id: str, raw_status: str) -> dict[str, Any]:
-        """Finish an outbox fax with `raw_status`: it leaves the outbox and becomes a fax."""
-        if fax_id in self.faxes:
-            self.faxes[fax_id]["status"] = raw_status
-            return self.faxes[fax_id]
-        queued = self.outbox.pop(fax_id, None) or {"to": ["+12125550199"], "files": []}
-        new_id = _new_id()
-        record = {
-            "id": new_id,
-            "owner_id": USER_ID,
-            "direction": "outgoing",
-            "from_number": queued.get("from", "+12125550100"),
-            "to": queued["to"][0],
-            "pages": queued.get("page_count", 1),
-            "status": raw_status,
-            "comment": queued.get("comment", {"text": "", "tags": []}),
-            "cover_page": queued.get("cover_page"),
-            "file": f"{new_id}.tiff",
-            "file_name": f"fax-to-{queued['to'][0].lstrip('+')}",
-            "start_time": _now(),
-            "submit_time": queued.get("submit_time", _now()),
-            "cost": queued.get("page_count", 1),
-        }
-        self.faxes[new_id] = record
-        files = queued.get("files") or []
-        self.documents[new_id] = self.files.get(files[0], b"") if files else b""
-        return record
-
-
 def build_app(state: FaxPlusState) -> Starlette:
-    def authorized(request: Request) -> bool:
-        if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
-            return False
-        return state.client_id is None or request.headers.get("x-fax-clientid") == state.client_id
-
-    def account_ok(uid: str) -> bool:
-        return uid in ("self", USER_ID)
-
     async def guard(request: Request) -> Response | None:
-        if not authorized(request):
+        # README.md (faxplus-python, 3.0.4): Bearer token; `x-fax-clientid` for OAuth2 apps.
+        if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
             return _error(401, "invalid_token", "The access token is invalid or has expired")
+        if state.client_id is not None and request.headers.get("x-fax-clientid") != state.client_id:
+            return _error(401, "invalid_client", "x-fax-clientid is missing or wrong")
         uid = request.path_params.get("uid")
-        if uid is not None and not account_ok(uid):
+        if uid is not None and uid not in ("self", USER_ID):
             return _error(403, "forbidden", f"No access to account {uid}")
         return None
 
+    # docs/AccountsApi.md get_user, docs/Account.md.
     async def account(request: Request) -> Response:
         if denied := await guard(request):
             return denied
@@ -134,6 +84,7 @@ def build_app(state: FaxPlusState) -> Starlette:
             }
         )
 
+    # docs/FilesApi.md upload_file: multipart `fax_file`, `format` pdf|tiff → docs/FilePath.md.
     async def upload(request: Request) -> Response:
         if denied := await guard(request):
             return denied
@@ -144,10 +95,12 @@ def build_app(state: FaxPlusState) -> Starlette:
             if not isinstance(part, UploadFile):
                 return _error(400, "missing_file", "multipart field 'fax_file' is required")
             data = await part.read()
-        path = f"/transient-{_new_id()}.pdf"
+        path = f"/transient-{new_id()}.pdf"
         state.files[path] = data
         return JSONResponse({"path": path})
 
+    # docs/OutboxApi.md send_fax; docs/PayloadOutbox.md with models/payload_outbox.py's wire
+    # names (`from`); apidoc "Send a fax": 201, `ids` only with `return_ids`.
     async def send(request: Request) -> Response:
         if denied := await guard(request):
             return denied
@@ -162,40 +115,41 @@ def build_app(state: FaxPlusState) -> Starlette:
             return _error(400, "invalid_parameters", "'to' must list fax numbers")
         if not isinstance(files, list) or not files or any(f not in state.files for f in files):
             return _error(400, "invalid_file", "'files' must name uploaded files")
-        ids: dict[str, str] = {}
-        pages = sum(_page_count(state.files[f]) for f in files) + bool(body.get("cover_page"))
-        for number in to:
-            outbox_id = _new_id()
-            ids[number] = outbox_id
-            state.outbox[outbox_id] = {
-                "id": outbox_id,
-                "uid": USER_ID,
-                "from": body["from"],
-                "to": [number],
-                "files": files,
-                "comment": body.get("comment") or {"text": "", "tags": []},
-                "cover_page": body.get("cover_page"),
-                "send_time": body.get("send_time"),
-                "status": "submitted",
-                "submit_time": _now(),
-                "last_updated_status_time": _now(),
-                "page_count": pages,
-            }
+        if len(files) > 10:  # apidoc concepts/fax: more than 10 files is `too_many_files`
+            return _error(400, "too_many_files", "At most 10 files per fax")
+        retry = (body.get("options") or {}).get("retry")
+        if retry is not None and not retry_ok(retry):
+            return _error(400, "invalid_parameters", "options.retry is out of range")
+        pages = sum(page_count(state.files[f]) for f in files) + bool(body.get("cover_page"))
+        ids = {number: state.queue(body, number, pages) for number in to}
+        if state.answers_without_ids:
+            state.answers_without_ids -= 1
+            return JSONResponse({}, status_code=201)
         return JSONResponse({"ids": ids} if body.get("return_ids") else {}, status_code=201)
 
-    def lookup(table: dict[str, dict[str, Any]]) -> Any:
-        async def endpoint(request: Request) -> Response:
-            if denied := await guard(request):
-                return denied
-            record = table.get(request.path_params["fax_id"])
-            if record is None:
-                return _error(404, "not_found", "Fax not found")
-            return JSONResponse(record)
+    # docs/OutboxApi.md list_outbox_faxes → docs/OutboxList.md `{"records": [Outbox]}`.
+    async def list_outbox(request: Request) -> Response:
+        if denied := await guard(request):
+            return denied
+        return JSONResponse({"records": list(state.outbox.values())})
 
-        return endpoint
+    # docs/OutboxApi.md get_outbox_fax / delete_outbox_fax (void).
+    async def outbox_fax(request: Request) -> Response:
+        if denied := await guard(request):
+            return denied
+        fax_id = request.path_params["fax_id"]
+        if fax_id not in state.outbox:
+            return _error(404, "not_found", "Fax not found")
+        if request.method == "DELETE":
+            state.outbox.pop(fax_id)
+            state.deleted.append(fax_id)
+            return Response(status_code=200)
+        return JSONResponse(state.outbox[fax_id])
 
+    # docs/FaxesApi.md list_faxes: category inbox|sent|spam, after/before, limit (default 50)
+    # → docs/FaxList.md `{"data": {"records": [Fax]}}`. No order is documented: served in the
+    # order the faxes were recorded (oldest first), so nothing may rely on newest first.
     async def list_faxes(request: Request) -> Response:
-        """`GET /faxes?category=inbox|sent|spam&after&before&limit`: newest first."""
         if denied := await guard(request):
             return denied
         query = request.query_params
@@ -210,24 +164,49 @@ def build_app(state: FaxPlusState) -> Starlette:
             return _error(400, "invalid_parameters", "limit must be positive")
         direction = {"inbox": "incoming", "sent": "outgoing"}.get(category or "")
         after, before = query.get("after"), query.get("before")
-        records = [
+        rows = [
             record
-            for record in reversed(state.faxes.values())
+            for record in state.faxes.values()
             if category != "spam"  # the emulator marks nothing as spam
             and direction in (None, record.get("direction"))
             and (after is None or record["start_time"] >= after)
             and (before is None or record["start_time"] < before)
         ]
-        return JSONResponse({"data": {"records": records[:limit]}})
+        return JSONResponse({"data": {"records": rows[:limit]}})
 
-    async def download(request: Request) -> Response:
+    # docs/FaxesApi.md get_fax (the apidoc example's shape) / delete_fax (void). Only the
+    # record's own id: a session id "might differ from the one returned by listFaxes".
+    async def fax(request: Request) -> Response:
         if denied := await guard(request):
             return denied
         fax_id = request.path_params["fax_id"]
-        if fax_id not in state.documents:
+        if fax_id not in state.faxes:
+            return _error(404, "not_found", "Fax not found")
+        if request.method == "DELETE":
+            state.faxes.pop(fax_id)
+            state.documents.pop(fax_id, None)
+            state.deleted.append(fax_id)
+            return Response(status_code=200)
+        return JSONResponse(state.faxes[fax_id])
+
+    # docs/FilesApi.md get_file; docs/WebhookCallbackData.md: the session id and the fax id
+    # "can be used with the API getFile handle".
+    async def download(request: Request) -> Response:
+        if denied := await guard(request):
+            return denied
+        fax_id = state.fax_id_for(request.path_params["fax_id"])
+        if fax_id is None or fax_id not in state.documents:
             return _error(404, "not_found", "File not found")
         return Response(state.documents[fax_id], media_type="application/pdf")
 
+    # docs/NumbersApi.md list_numbers → docs/NumberList.md `{"numbers": [Number]}`.
+    async def numbers(request: Request) -> Response:
+        if denied := await guard(request):
+            return denied
+        return JSONResponse({"numbers": state.numbers})
+
+    # docs/WebhooksApi.md get_webhooks (by `event`) → docs/WebhookList.md; create_webhook
+    # (docs/Webhook.md) → docs/WebhookId.md.
     async def hooks(request: Request) -> Response:
         if denied := await guard(request):
             return denied
@@ -238,15 +217,16 @@ def build_app(state: FaxPlusState) -> Starlette:
         body = json.loads(await request.body() or b"{}")
         if body.get("event") not in ("fax_sent", "fax_received") or not body.get("target"):
             return _error(400, "invalid_parameters", "'target' and a known 'event' are required")
-        hook_id = _new_id()
+        hook_id = new_id()
         state.hooks[hook_id] = {"id": hook_id, "target": body["target"], "event": body["event"]}
         return JSONResponse({"id": hook_id}, status_code=201)
 
+    # docs/WebhooksApi.md delete_webhook (void).
     async def delete_hook(request: Request) -> Response:
         if denied := await guard(request):
             return denied
         state.hooks.pop(request.path_params["hook_id"], None)
-        return Response(status_code=204)
+        return Response(status_code=200)
 
     prefix = "/v3/accounts/{uid}"
     return Starlette(
@@ -255,9 +235,11 @@ def build_app(state: FaxPlusState) -> Starlette:
             Route(f"{prefix}/files", upload, methods=["POST"]),
             Route(f"{prefix}/files/{{fax_id}}", download, methods=["GET"]),
             Route(f"{prefix}/outbox", send, methods=["POST"]),
-            Route(f"{prefix}/outbox/{{fax_id}}", lookup(state.outbox), methods=["GET"]),
+            Route(f"{prefix}/outbox", list_outbox, methods=["GET"]),
+            Route(f"{prefix}/outbox/{{fax_id}}", outbox_fax, methods=["GET", "DELETE"]),
             Route(f"{prefix}/faxes", list_faxes, methods=["GET"]),
-            Route(f"{prefix}/faxes/{{fax_id}}", lookup(state.faxes), methods=["GET"]),
+            Route(f"{prefix}/faxes/{{fax_id}}", fax, methods=["GET", "DELETE"]),
+            Route(f"{prefix}/numbers", numbers, methods=["GET"]),
             Route("/v3/hooks", hooks, methods=["GET", "POST"]),
             Route("/v3/hooks/{hook_id}", delete_hook, methods=["DELETE"]),
         ]
@@ -297,7 +279,6 @@ class FaxPlusHarness(CallsBack):
         self.recorder.fail_next(status, body, headers, count)
 
     def error_body(self, message: str) -> dict[str, str]:
-        """An error answer as Fax.Plus words it: a terse code and a description."""
         return {"error": "invalid_request", "description": message}
 
     def hang_next(self, seconds: float) -> None:
@@ -308,42 +289,61 @@ class FaxPlusHarness(CallsBack):
         event = "fax_received" if inbound else "fax_sent"
         return next((h["target"] for h in self.state.hooks.values() if h["event"] == event), None)
 
-    def _hook(self, event: str, data: dict[str, Any]) -> CallbackHTTP:
+    def webhook(self, event: str, hook_id: str, data: dict[str, Any]) -> CallbackHTTP:
+        """apidoc.fax.plus/concepts/webhook: `{"hook": {id, event, event_time, target},
+        "data": {…}}` as a JSON POST."""
         target = next(
             (h["target"] for h in self.state.hooks.values() if h["event"] == event),
             "http://bridge.invalid/callbacks/faxplus",
         )
         body = {
-            "hook": {"id": data["id"], "event": event, "event_time": _now(), "target": target},
+            "hook": {"id": hook_id, "event": event, "event_time": now_text(), "target": target},
             "data": data,
         }
         return CallbackHTTP(
             headers={"content-type": "application/json"}, body=json.dumps(body).encode()
         )
 
-    def raw_callback(self, provider_fax_id: str, raw_status: str) -> CallbackHTTP:
-        """The webhook for fax `provider_fax_id` (outbox or fax id) ending in `raw_status`."""
-        record = self.state.complete(provider_fax_id, raw_status)
+    def raw_callback(
+        self, provider_fax_id: str, raw_status: str, *, redialled: bool = False
+    ) -> CallbackHTTP:
+        """The `fax_sent` webhook for fax `provider_fax_id` ending in `raw_status`: `hook.id`
+        the fax, `data.id` the faxing session (another id when Fax.Plus redialled)."""
+        sent = self.state.complete(provider_fax_id, raw_status, redialled=redialled)
+        record = sent.record
         data = {
-            "id": record["id"],
+            "id": sent.session_id,
             "uid": USER_ID,
             "pages": record["pages"],
-            "from": record["from_number"],
-            "to": record["to"],
+            "from": shown_number(record["from_number"]),
+            "to": shown_number(record["to"]),
             "start_time": record["start_time"],
             "file": record["file"],
             "file_name": record["file_name"],
             "cost": record["cost"],
             "status": raw_status,
         }
-        return self._hook("fax_sent", data)
+        return self.webhook("fax_sent", record["id"], data)
+
+    def redial_callback(self, outbox_id: str, raw_status: str) -> CallbackHTTP:
+        """A failed dial of a fax Fax.Plus will redial (`options.retry`): the fax stays in the
+        outbox. The seed says `fax_sent` fires on failure too; concepts/webhook says only on
+        success: this is the case the adapter must survive if the seed is right."""
+        queued = self.state.outbox[outbox_id]
+        queued["status"] = "scheduled_for_sending"
+        data = {
+            "id": new_id(),
+            "uid": USER_ID,
+            "pages": queued["page_count"],
+            "from": shown_number(queued["src"]),
+            "to": shown_number(queued["to"][0]),
+            "start_time": now_text(),
+            "status": raw_status,
+        }
+        return self.webhook("fax_sent", outbox_id, data)
 
     def settle(self, provider_fax_id: str, status: str, reason: str | None = None) -> None:
-        """The fax moves on without a webhook reaching anyone.
-
-        Outbox stages change the outbox entry; a finished fax leaves the outbox and becomes a
-        sent fax under a new id, which only `GET /faxes?category=sent` shows then.
-        """
+        """The fax moves on without a webhook reaching anyone."""
         if status == "delivered":
             self.state.complete(provider_fax_id, "success")
         elif status == "failed":
@@ -351,7 +351,7 @@ class FaxPlusHarness(CallsBack):
         else:
             queued = self.state.outbox[provider_fax_id]
             queued["status"] = "sending" if status == "sending" else "submitted"
-            queued["last_updated_status_time"] = _now()
+            queued["last_updated_status_time"] = now_text()
 
     def status_callback(
         self, provider_fax_id: str, status: str, reason: str | None = None
@@ -360,29 +360,39 @@ class FaxPlusHarness(CallsBack):
             return self.raw_callback(provider_fax_id, "success")
         if status == "failed":
             return self.raw_callback(provider_fax_id, FAILURE_STATUSES[reason or "unknown"])
-        # The outbox stages are only visible by polling `GET /outbox/{id}`.
+        # docs/WebhookEventType.md: only fax_sent and fax_received; the outbox stages are
+        # visible only by polling `GET /outbox/{id}`.
         raise NotImplementedError(f"Fax.Plus sends no webhook for {status!r}")
 
     def inbound_callback(self, from_number: str, to_number: str, pdf: bytes) -> CallbackHTTP:
-        fax_id = _new_id()
+        """concepts/webhook: the `fax_received` payload "is identical to the fax_sent event"."""
+        fax_id = new_id()
         record = {
-            "id": fax_id,
-            "owner_id": USER_ID,
+            "comment": "",
             "direction": "incoming",
             "from_number": from_number,
-            "to": to_number,
-            "pages": _page_count(pdf),
+            "id": fax_id,
+            "owner_id": USER_ID,
+            "pages": page_count(pdf),
             "status": "success",
             "file": f"{fax_id}.tiff",
             "file_name": f"fax-from-{from_number.lstrip('+')}",
-            "start_time": _now(),
+            "start_time": now_text(),
+            "to": to_number,
             "cost": 1,
         }
         self.state.faxes[fax_id] = record
         self.state.documents[fax_id] = pdf
         data = {k: record[k] for k in ("id", "pages", "start_time", "file", "file_name", "cost")}
-        data |= {"uid": USER_ID, "from": from_number, "to": to_number, "status": "success"}
-        return self._hook("fax_received", data)
+        data |= {"uid": USER_ID, "from": shown_number(from_number), "to": shown_number(to_number)}
+        return self.webhook("fax_received", fax_id, data | {"status": "success"})
+
+    def unclassifiable_callback(self) -> CallbackHTTP:
+        """concepts/webhook's third event, `fax_page_received` (fax streaming, on request):
+        one page of a fax still arriving, no news the bridge acts on."""
+        fax_id = new_id()
+        data = {"id": fax_id, "uid": USER_ID, "pages": 1, "start_time": now_text()}
+        return self.webhook("fax_page_received", fax_id, data)
 
     def forged(self, callback: CallbackHTTP) -> CallbackHTTP:
         """Fax.Plus signs nothing: a forgery is the same body without the bridge's token."""

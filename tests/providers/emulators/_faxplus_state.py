@@ -1,0 +1,180 @@
+"""What the Fax.Plus emulator holds: uploads, the outbox, fax records, numbers, hooks.
+
+Record shapes follow AlohiHQ/faxplus-python docs/Outbox.md (an outbox record: `comment` is
+`{text, tags}`, `to` a list, `page_count`, `options`) and the apidoc.fax.plus "Get a fax
+record" example (a fax record: `comment` a plain string, `from_number`, `to` a string,
+`max_retry`/`retry_delay`, `description`). No source says how the outbox id relates to the
+sent fax's id; PROVIDERS.md reads "two ids", the case that is hardest for an adapter, so a
+sent fax gets a new id here.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+
+USER_ID = "490ae330dbc749f0b6561dafa300f2fb"  # the apidoc webhook example's `uid`
+ACCOUNT_NUMBER = "+12125550100"
+
+
+def now_text(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)  # 24 hex digits, like the ids in the apidoc examples
+
+
+def page_count(pdf: bytes) -> int:
+    try:
+        return len(PdfReader(io.BytesIO(pdf)).pages)
+    except PyPdfError:
+        return 1
+
+
+def shown_number(e164: str) -> str:
+    """`+12125550123` → `+1 212-555-0123`, as the apidoc webhook example writes numbers."""
+    digits = e164.lstrip("+")
+    if len(digits) == 11 and digits.startswith("1"):
+        return f"+1 {digits[1:4]}-{digits[4:7]}-{digits[7:]}"
+    return e164
+
+
+# docs/Number.md: the account's line, and one cancelled but not yet deleted.
+NUMBERS = [
+    {"id": new_id(), "number": "+1 212-555-0100", "status": "active", "is_canceled": False,
+     "owner_id": USER_ID, "assigned_to": [USER_ID], "acquired_date": "2022-01-01 00:00:00"},
+    {"id": new_id(), "number": "+1 212-555-0177", "status": "active", "is_canceled": True,
+     "owner_id": USER_ID, "assigned_to": [], "acquired_date": "2022-01-01 00:00:00"},
+]  # fmt: skip
+
+
+def retry_ok(retry: Any) -> bool:
+    """The tightest limits the sources give: the fax record's `max_retry` 0 < x < 3 and
+    `retry_delay` 0 < x < 30 (apidoc "Get a fax record")."""
+    if not isinstance(retry, dict):
+        return False
+    count, delay = retry.get("count"), retry.get("delay")
+    return isinstance(count, int) and 0 < count < 3 and isinstance(delay, int) and 0 < delay < 30
+
+
+@dataclass
+class Sent:
+    """One sent fax: its record, and the id of the faxing session the webhook names."""
+
+    record: dict[str, Any]
+    session_id: str
+
+
+@dataclass
+class FaxPlusState:
+    client_id: str | None
+    files: dict[str, bytes] = field(default_factory=dict)  # uploaded path → PDF
+    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faxes: dict[str, dict[str, Any]] = field(default_factory=dict)  # in the order sent
+    sessions: dict[str, str] = field(default_factory=dict)  # session id → fax id
+    sent_from: dict[str, str] = field(default_factory=dict)  # outbox id → fax id
+    documents: dict[str, bytes] = field(default_factory=dict)  # fax id → PDF
+    hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    numbers: list[dict[str, Any]] = field(default_factory=lambda: list(NUMBERS))
+    deleted: list[str] = field(default_factory=list)  # ids DELETEd, outbox or fax
+    # Sends still to be answered without `ids` although queued (a reply shape no source
+    # shows, but a 2xx the adapter must not take for a refusal).
+    answers_without_ids: int = 0
+
+    def queue(self, body: dict[str, Any], number: str, pages: int) -> str:
+        outbox_id = new_id()
+        options: dict[str, Any] = body.get("options") or {}
+        self.outbox[outbox_id] = {
+            "id": outbox_id,
+            "uid": USER_ID,
+            "to": [number],
+            "files": body["files"],
+            "comment": body.get("comment") or {"tags": [], "text": ""},
+            "options": options,
+            "retry": options.get("retry") or {},
+            "cover_page": body.get("cover_page"),
+            "send_time": body.get("send_time"),
+            "src": body["from"],
+            "status": "submitted",
+            "submit_time": now_text(),
+            "last_updated_status_time": now_text(),
+            "page_count": pages,
+        }
+        return outbox_id
+
+    def fax_id_for(self, any_id: str) -> str | None:
+        """The fax record an outbox, session or fax id names, once sent."""
+        if any_id in self.faxes:
+            return any_id
+        return self.sent_from.get(any_id) or self.sessions.get(any_id)
+
+    def complete(self, any_id: str, raw_status: str, *, redialled: bool = False) -> Sent:
+        """The outbox fax `any_id` ends as `raw_status`: it leaves the outbox and becomes a fax
+        record under a new id. `redialled`: Fax.Plus dialled more than once, so the faxing
+        session's id differs from the fax's (apidoc.fax.plus/concepts/webhook)."""
+        known = self.fax_id_for(any_id)
+        if known is not None:
+            record = self.faxes[known]
+            record["status"] = raw_status
+            session = next((s for s, f in self.sessions.items() if f == known), known)
+            return Sent(record, session)
+        queued = self.outbox.pop(any_id, None) or {
+            "to": ["+12125550199"],
+            "files": [],
+            "src": ACCOUNT_NUMBER,
+            "comment": {"text": "", "tags": []},
+            "page_count": 1,
+        }
+        fax_id = new_id()
+        retry = queued.get("retry") or {}
+        comment = queued.get("comment") or {}
+        record = {
+            "comment": comment.get("text", "") if isinstance(comment, dict) else str(comment),
+            "cost": queued.get("page_count", 1),
+            "cost_details": {"multiplier": 1, "notification_cost": 0},
+            "description": "OK" if raw_status == "success" else raw_status,
+            "direction": "outgoing",
+            "duration": 0,
+            "file": f"{fax_id}.tiff",
+            "file_name": f"fax-to-{queued['to'][0].lstrip('+')}",
+            "from_number": queued.get("src", ACCOUNT_NUMBER),
+            "header": None,
+            "id": fax_id,
+            "is_read": False,
+            "is_spam": False,
+            "last_update": now_text(),
+            "max_retry": retry.get("count"),
+            "owner_id": USER_ID,
+            "pages": queued.get("page_count", 1),
+            "retry_delay": retry.get("delay"),
+            "scheduled_time": None,
+            "start_time": now_text(),
+            "status": raw_status,
+            "submit_time": queued.get("submit_time", now_text()),
+            "to": queued["to"][0],
+            "cover_page": queued.get("cover_page"),
+        }
+        self.faxes[fax_id] = record
+        self.sent_from[str(queued.get("id", fax_id))] = fax_id
+        session = new_id() if redialled else fax_id
+        self.sessions[session] = fax_id
+        files = queued.get("files") or []
+        self.documents[fax_id] = self.files.get(files[0], b"") if files else b""
+        return Sent(record, session)
+
+    def seed_sent(self, count: int, start_time: datetime, comment: str = "") -> list[str]:
+        """`count` sent faxes of someone else's, all started at `start_time`."""
+        ids = []
+        for _ in range(count):
+            sent = self.complete(f"seed-{new_id()}", "success")
+            sent.record["start_time"] = now_text(start_time)
+            sent.record["comment"] = comment
+            ids.append(sent.record["id"])
+        return ids
