@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from email.policy import SMTP
@@ -9,6 +10,7 @@ from typing import Any
 
 from bridge.config import Config
 from tests.bridge_runner import BridgeThread
+from tests.fixtures_office import order_docx
 from tests.helpers import smtp_client, wait_for
 from tests.messages import fax_mail
 
@@ -103,3 +105,43 @@ def test_a_window_of_zero_faxes_every_copy(
         code, text = send(bridge, data)
         assert code == 250 and text.startswith("2.0.0 Queued as"), text
     assert len(bridge.store.jobs.recent()) == 2
+
+
+def test_a_client_that_hangs_up_before_the_reply_has_its_message_taken_once(
+    bridge: BridgeThread,
+) -> None:
+    """The sender's client gives up while a Word file converts, then sends the mail again."""
+    message = fax_mail(subject="Impatient", pdf_pages=0)
+    message.add_attachment(
+        order_docx(),
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+        filename="order.docx",
+    )
+    data = message.as_bytes(policy=SMTP)
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        client.rcpt(TO)
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(re.sub(rb"(?m)^\.", b"..", data) + b"\r\n.\r\n")
+        assert client.sock is not None
+        client.sock.close()  # gone before the bridge could answer
+        client.sock = None
+
+    def noted() -> dict[str, Any] | None:
+        rows = bridge.store.smtplog.recent(outcome="accepted", limit=1)
+        return rows[0] if rows and rows[0]["notes"] else None
+
+    record = wait_for(noted, timeout_s=60)
+    assert record["notes"] == [
+        "the client hung up or timed out before the reply; it never saw: "
+        f"250 2.0.0 Queued as {record['id']} (fax {record['fax_ids'][0]})"
+    ]
+    assert len(bridge.store.jobs.recent()) == 1
+    code, text = send(bridge, data)
+    assert (code, text) == (
+        250,
+        f"2.0.0 Already queued as {record['id']} (a repeat of the same message; not faxed again)",
+    )
+    assert len(bridge.store.jobs.recent()) == 1

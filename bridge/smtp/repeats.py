@@ -26,7 +26,8 @@ def repeat_key(raw: bytes, sender: str | None, recipients: Iterable[str]) -> str
     if not message_id:
         return None
     end = raw.find(b"\r\n\r\n")
-    body = raw[end + 4 :] if end >= 0 else b""
+    # Trailing line ends differ between clients' ways of ending DATA; they carry nothing.
+    body = raw[end + 4 :].rstrip(b"\r\n") if end >= 0 else b""
     parts = [
         message_id,
         (sender or "").lower(),

@@ -394,7 +394,7 @@ class FaxHandler:
         self.authenticator = Authenticator(auth, throttle)
         self.store = store
         self.intake = intake
-        self._log_tasks: set[asyncio.Task[None]] = set()
+        self._log_tasks: set[asyncio.Task[Any]] = set()  # smtplog writes, intakes
         # asyncio.Server.wait_closed() does not wait for open connections (Python 3.11), so
         # the handler keeps the live sessions itself for a graceful shutdown.
         self.sessions: set[FaxSMTP] = set()
@@ -471,6 +471,23 @@ class FaxHandler:
         server.attempt = None  # the intake logs it from here on
         server.recipients = []
         raw = envelope.original_content or b""
+        # The intake runs as a task of its own: aiosmtpd cancels the session when the client
+        # hangs up or times out, and a message half converted must neither vanish without an
+        # smtplog row nor leave files behind. Like Postfix after end-of-data, it is taken all
+        # the same; a client that sends it again is answered as a repeat (bridge.smtp.repeats).
+        intake = asyncio.get_running_loop().create_task(self._take(attempt, raw, recipients))
+        self._log_tasks.add(intake)
+        intake.add_done_callback(self._log_tasks.discard)
+        try:
+            return await asyncio.shield(intake)
+        except asyncio.CancelledError:
+            log.warning("%s: the client left before the reply; finishing the message", attempt.id)
+            intake.add_done_callback(lambda done: self._unseen(attempt, done))
+            raise
+        finally:
+            server.next_attempt()
+
+    async def _take(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
         try:
             reply = await self.intake.accept(attempt, raw, recipients)
             metrics.attempt_ended(attempt)
@@ -481,8 +498,21 @@ class FaxHandler:
             reply = attempt.refuse(STORAGE_REPLY, "internal error while taking in the message")
             self.log_later(attempt)
             return reply
-        finally:
-            server.next_attempt()
+
+    def _unseen(self, attempt: Attempt, intake: asyncio.Task[str]) -> None:
+        """Note on the smtplog row that the client never saw its reply."""
+        if intake.cancelled() or intake.exception() is not None:
+            return
+        note = f"the client hung up or timed out before the reply; it never saw: {intake.result()}"
+        task = asyncio.get_running_loop().create_task(self._add_note(attempt.id, note))
+        self._log_tasks.add(task)
+        task.add_done_callback(self._log_tasks.discard)
+
+    async def _add_note(self, attempt_id: str, note: str) -> None:
+        try:
+            await asyncio.to_thread(self.store.smtplog.add_note, attempt_id, note)
+        except StorageError as exc:
+            log.error("%s: cannot note that the client left: %s", attempt_id, exc)
 
     async def handle_RSET(self, server: FaxSMTP, session: Session, envelope: Envelope) -> str:
         server.end_transaction()

@@ -102,6 +102,21 @@ class SmtpLog:
             row = conn.execute(smtplog.select().where(smtplog.c.id == attempt_id)).first()
         return record_of(row) if row else None
 
+    def add_note(self, attempt_id: str, note: str) -> bool:
+        """Append `note` to a logged attempt's notes; False when no such row (yet)."""
+        with self.db.begin() as conn:
+            notes = conn.execute(
+                sa.select(smtplog.c.notes).where(smtplog.c.id == attempt_id)
+            ).scalar_one_or_none()
+            if notes is None:
+                return False
+            conn.execute(
+                smtplog.update()
+                .where(smtplog.c.id == attempt_id)
+                .values(notes=[*list(notes), note])
+            )
+        return True
+
     def first_accepted(self, repeat_key: str, since: datetime) -> dict[str, Any] | None:
         """The earliest accepted attempt with `repeat_key` since `since`, if any."""
         query = (
