@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +59,28 @@ def make_document_pool(config: DocumentsConfig | None = None) -> DocumentPool:
     )
 
 
+def open_file_limit(needed: int) -> int:
+    """Raise the soft limit on open files to the hard one; warn when it is below `needed`.
+
+    Every SMTP connection, provider request, database connection and worker pipe is a file
+    descriptor; 1024, a common soft default, runs out long before `smtp.max_connections`.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = needed * 4 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+            soft = max(soft, target)
+    if soft < needed:
+        log.warning(
+            "only %d open files allowed (ulimit -n); smtp.max_connections needs about %d: "
+            "raise LimitNOFILE (systemd) or --ulimit nofile (Docker)",
+            soft,
+            needed,
+        )
+    return soft
+
+
 class Bridge:
     def __init__(
         self, config: Config, pool: DocumentPool | None = None, office: OfficeService | None = None
@@ -74,6 +97,7 @@ class Bridge:
     async def start(self) -> None:
         config = self.config
         config.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        open_file_limit(2 * config.smtp.max_connections + 256)
         self.store = Store.for_config(config.storage)
         await asyncio.to_thread(self.store.create_schema)
         self.metrics = metrics.install(metrics.Metrics(self.store, config.providers))

@@ -106,6 +106,10 @@ class SMTPConfig(_Strict):
     # scripts send longer ones, which Postfix accepts too, so the default is generous.
     max_line_octets: int = Field(65_536, ge=1000)
     max_recipients: int = Field(50, gt=0)
+    # Open SMTP connections, in all and from one address (Postfix: smtpd_client_connection_
+    # count_limit 50); past either a client gets 421 4.7.0 and is logged.
+    max_connections: int = Field(200, gt=0)
+    max_connections_per_client: int = Field(50, gt=0)
     # A client that had no reply in time sends the message again, same Message-ID and body:
     # within this window such a repeat is answered 250 and not faxed twice ("0" turns it off).
     duplicate_window: Duration = 86_400.0

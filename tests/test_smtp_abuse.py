@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 import socket
 import time
 from collections.abc import Callable
@@ -217,3 +218,27 @@ def test_idle_client_is_told_and_logged(
     assert record["outcome"] == "rejected"
     assert record["from"] == "alice@example.com"
     assert record["error"] == "fax.localhost Idle for 0.5 seconds, closing connection"
+
+
+def test_connections_past_the_limit_get_421_and_a_log_row(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    bridge = start_bridge(make_config(smtp={"max_connections_per_client": 2}))
+    host, port = bridge.smtp_address
+    held = [smtplib.SMTP(host, port, timeout=30) for _ in range(2)]
+    try:
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP(host, port, timeout=30)
+        assert refused.value.smtp_code == 421
+        assert refused.value.smtp_error.decode() == (
+            "4.7.0 fax.localhost has 2 connections open from your address, its limit; "
+            "try again later"
+        )
+        rows = wait_for(lambda: bridge.store.smtplog.recent(outcome="rejected", limit=1) or None)
+        assert rows[0]["reply"].startswith("421 4.7.0 fax.localhost has 2 connections open")
+    finally:
+        for client in held:
+            client.quit()
+    wait_for(lambda: not bridge.bridge.handler.sessions, what="the held sessions to close")
+    with smtplib.SMTP(host, port, timeout=30) as again:  # freed once the others hung up
+        assert again.noop()[0] == 250

@@ -57,6 +57,7 @@ class FaxSMTP(SMTP):
         self.tls: str | None = None
         self.in_data = False  # from DATA until its reply is sent
         self.auth_refusal: str | None = None  # the reply to send instead of aiosmtpd's 535
+        self.refused_connection = False  # over smtp.max_connections: 421 and no session
         self.size_reply = (
             f"552 5.3.4 Message exceeds the size limit of {handler.config.smtp.max_message_bytes}"
             " bytes"
@@ -66,6 +67,11 @@ class FaxSMTP(SMTP):
         first = self.transport is None
         if first:
             self.session_began()  # before aiosmtpd starts the session's task: it inherits
+            peername = transport.get_extra_info("peername")
+            peer = peername[0] if isinstance(peername, tuple) else None
+            if refusal := self.fax_handler.connection_refusal(peer):
+                self._refuse_connection(transport, peer, refusal)
+                return
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if isinstance(ssl_object, ssl.SSLObject):
@@ -278,7 +284,21 @@ class FaxSMTP(SMTP):
         logsetup.bind_session(self.session_id, self.attempt_id)  # a transport callback
         return super().eof_received()
 
+    def _refuse_connection(self, transport: Any, peer: str | None, reply: str) -> None:
+        """Over a connection limit: one 421 instead of the greeting, logged, and hang up."""
+        self.refused_connection = True
+        log.warning("%s refused: %s", peer, reply)
+        transport.write(reply.encode() + b"\r\n")
+        transport.close()
+        attempt = Attempt(
+            id=self.attempt_id, session_id=self.session_id, peer=peer, outcome=Outcome.REJECTED
+        )
+        attempt.refuse(reply)
+        self.fax_handler.log_later(attempt)
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self.refused_connection:
+            return  # never a session: aiosmtpd's side was not started
         logsetup.bind_session(self.session_id, self.attempt_id)  # a transport callback
         self.end_transaction()
         if not self.had_mail and self.pre_mail_refusals:
@@ -540,6 +560,23 @@ class FaxHandler:
             await asyncio.gather(*self._log_tasks, return_exceptions=True)
 
     # -- sessions, for a graceful shutdown -----------------------------------------------
+    def connection_refusal(self, peer: str | None) -> str | None:
+        """The 421 for a connection over `smtp.max_connections` (all, or from one address)."""
+        limits = self.config.smtp
+        if len(self.sessions) >= limits.max_connections:
+            return (
+                f"421 4.7.0 {limits.hostname} has {len(self.sessions)} connections open, its "
+                "limit; try again later"
+            )
+        if peer is not None:
+            mine = sum(1 for s in self.sessions if _peer(s.session) == peer)
+            if mine >= limits.max_connections_per_client:
+                return (
+                    f"421 4.7.0 {limits.hostname} has {mine} connections open from your "
+                    "address, its limit; try again later"
+                )
+        return None
+
     def session_opened(self, session: FaxSMTP) -> None:
         self.sessions.add(session)
         self._all_closed.clear()
