@@ -103,7 +103,7 @@ def test_the_right_password_works_once_the_window_has_passed(
         for _ in range(2):
             auth(smtp, "scanner1", "wrong")
         assert auth(smtp, "scanner1", PASSWORD) == (
-            "454 4.7.0 Too many failed logins as scanner1 from your address; try again in 1 seconds"
+            "454 4.7.0 Too many failed logins as scanner1 from your address; try again in 1 second"
         )
     time.sleep(1.2)  # the window (not a measurement): the failures age out
     with session(bridge, tls_cert) as smtp:
