@@ -185,6 +185,9 @@ class DocumentsConfig(_Strict):
 class StorageConfig(_Strict):
     url: str = "sqlite:///./var/faxbridge.db"
     data_dir: Path = Path("./var")
+    # Like Postfix's queue_minfree: below this much free space under data_dir (plus the SIZE a
+    # client declares) new mail gets 452 4.3.1 and /readyz fails, before the disk is full.
+    min_free_mb: int = Field(100, ge=0)
     retention_days: int = Field(30, gt=0)
     # Every database call gives up long before an SMTP client would (then: 451, try later).
     connect_timeout_s: float = Field(5, gt=0)

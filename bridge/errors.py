@@ -32,6 +32,11 @@ class StorageError(BridgeError):
     pass
 
 
+class StorageFull(StorageError):
+    """The disk (or quota) under the data directory or the database is full: a client is told
+    452 4.3.1 and may come back when an admin has made room."""
+
+
 class DocumentError(BridgeError):
     """The message cannot become a fax; `reply` is the whole SMTP reply line."""
 

@@ -103,7 +103,15 @@ def create_app(
         except TimeoutError:
             store_ok = False
         body: dict[str, Any] = {"store": store_ok, "listeners": listeners_up.is_set()}
-        ok = store_ok and listeners_up.is_set()
+        # Below storage.min_free_mb new mail gets 452 4.3.1: not ready for more.
+        try:
+            free = await asyncio.to_thread(store.db.free_bytes)
+        except OSError:
+            free = 0
+        disk_ok = free >= config.storage.min_free_mb * 1024 * 1024
+        body["disk"] = disk_ok
+        body["disk_free_mb"] = free // (1024 * 1024)
+        ok = store_ok and disk_ok and listeners_up.is_set()
         if pool is not None:
             body["documents"] = pool.healthy
             body["document_pool_restarts"] = pool.restarts

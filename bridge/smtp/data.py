@@ -8,21 +8,31 @@ misleading `500 Line too long`. Here DATA is read in large chunks, and:
 - bare LF line endings are accepted and become CRLF, as if the client had sent them;
 - dot-stuffing is undone (RFC 5321 §4.5.2), the size limit counts the bytes as sent;
 - a line longer than `smtp.max_line_octets` is refused with an RFC 3463 code after the whole
-  message was read (RFC 5321 §4.2.5: reply only at the end of DATA).
+  message was read (RFC 5321 §4.2.5: reply only at the end of DATA);
+- past `SPOOL_AT` bytes the message goes to an anonymous file under the spool directory while
+  it arrives, so many slow senders of big scans cost disk, not memory (a file with no name: a
+  crash leaves nothing behind). A disk too full to spool to is answered 452 4.3.1 at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from bridge.store.space import os_error_is_full
 
 _END = b"\r\n.\r\n"
 _DOT_LINE = b".\r\n"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 # Bytes taken from the socket per read while no `.<CR><LF>` shows up.
 CHUNK = 256 * 1024
+# A message that grows past this while it arrives is kept on disk until its end-of-data.
+SPOOL_AT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,63 @@ class Data:
     too_big: bool = False
     long_line: LongLine | None = None
     bare_lf: int = 0  # line endings that were a bare LF
+    no_space: str | None = None  # why the message could not be spooled (disk full)
+
+
+class _Received:
+    """The bytes of one message so far: in memory, then in an unnamed spool file."""
+
+    def __init__(self, spool_dir: Path | None) -> None:
+        self.memory = bytearray()
+        self.file: IO[bytes] | None = None
+        self.spool_dir = spool_dir
+        self.tail = b""  # the last bytes, wherever the rest is
+        self.failed: str | None = None
+        self.keeping = True
+
+    def add(self, chunk: bytes) -> None:
+        self.tail = (self.tail + chunk)[-len(_END) :]
+        if not self.keeping:
+            return
+        if self.file is None:
+            self.memory += chunk
+            if len(self.memory) > SPOOL_AT and self.spool_dir is not None:
+                self._spool(bytes(self.memory))
+                self.memory = bytearray()
+            return
+        self._spool(chunk)
+
+    def _spool(self, data: bytes) -> None:
+        try:
+            if self.file is None:
+                assert self.spool_dir is not None
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                self.file = tempfile.TemporaryFile(dir=self.spool_dir)
+            self.file.write(data)
+        except OSError as exc:
+            self.failed = f"cannot spool the message under {self.spool_dir}: {exc.strerror}"
+            if not os_error_is_full(exc):
+                self.failed += " (not a full disk)"
+            self.discard()
+
+    def content(self) -> bytes:
+        if self.file is None:
+            return bytes(self.memory)
+        self.file.seek(0)
+        data = self.file.read()
+        self.drop()
+        return data
+
+    def discard(self) -> None:
+        """Keep nothing more of this message (too big, or nowhere to put it)."""
+        self.keeping = False
+        self.drop()
+
+    def drop(self) -> None:
+        self.memory = bytearray()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 async def read_data(
@@ -48,15 +115,15 @@ async def read_data(
     size_limit: int | None,
     max_line_octets: int,
     on_progress: Callable[[], object] | None = None,
+    spool_dir: Path | None = None,
 ) -> Data | None:
     """Read one message from `reader`, up to its end-of-data line; None if the client left.
 
     `on_progress` (a callable) runs after every chunk, e.g. to push back an idle timeout.
     """
-    received = bytearray()
+    received = _Received(spool_dir)
     size = 0
     too_big = False
-    tail = b""  # the last bytes once the message is too big to keep
     saved = _widen(reader, CHUNK)
     try:
         while True:
@@ -71,26 +138,22 @@ async def read_data(
             if on_progress is not None:
                 on_progress()
             size += len(chunk)
-            if not too_big:
-                received += chunk
-                if size_limit and size - len(_DOT_LINE) > size_limit:
-                    too_big = True
-                    tail = bytes(received[-len(_END) :])
-                    received = bytearray()
-            else:
-                tail = (tail + chunk)[-len(_END) :]
-            if not ended:
-                continue
-            last = tail if too_big else received[-len(_END) :]
-            if last.endswith(_END) or (size == len(_DOT_LINE)):
+            received.add(chunk)
+            if not too_big and size_limit and size - len(_DOT_LINE) > size_limit:
+                too_big = True
+                received.discard()
+            if ended and (received.tail.endswith(_END) or size == len(_DOT_LINE)):
                 break
+        size -= len(_DOT_LINE)
+        if too_big:
+            return Data(b"", size, too_big=True)
+        if received.failed is not None:
+            return Data(b"", size, no_space=received.failed)
+        content = received.content()
     finally:
+        received.drop()
         _widen(reader, saved)
-    size -= len(_DOT_LINE)
-    if too_big:
-        return Data(b"", size, too_big=True)
-    del received[-len(_DOT_LINE) :]
-    return finish(bytes(received), size, max_line_octets)
+    return finish(content[: -len(_DOT_LINE)], size, max_line_octets)
 
 
 def finish(data: bytes, size: int, max_line_octets: int) -> Data:

@@ -27,10 +27,15 @@ from bridge.documents import (
 )
 from bridge.documents.external import Converters
 from bridge.documents.pool import ConversionLimit, DocumentPool
-from bridge.errors import DocumentError, StorageError
+from bridge.errors import DocumentError, StorageError, StorageFull
 from bridge.models import CoverNote, Outcome
 from bridge.numbers import format_for_people
-from bridge.smtp.policy import AUTO_SUBMITTED_REPLY, STORAGE_REPLY, Recipient
+from bridge.smtp.policy import (
+    AUTO_SUBMITTED_REPLY,
+    STORAGE_FULL_REPLY,
+    STORAGE_REPLY,
+    Recipient,
+)
 from bridge.smtp.preview import preview_row
 from bridge.smtp.repeats import InFlight, repeat_key
 from bridge.store import Attempt, NewJob, PreviewRow, Store, new_id
@@ -85,6 +90,7 @@ class Intake:
         self.jobs_ready = asyncio.Event()
         self.converters = Converters.found()  # the bridge sets its managed LibreOffice here
         self.in_flight = InFlight()
+        self._written: dict[str, list[str]] = {}  # attempt id -> files written for it so far
 
     async def _in_pool(self, func: Callable[..., object], *args: object) -> object:
         return await self.pool.run(func, *args)
@@ -92,14 +98,23 @@ class Intake:
     async def accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
         """Turn one message into jobs; return the final SMTP reply. Records the attempt."""
         attempt.size = len(raw)
+        self._written[attempt.id] = []
         try:
             reply = await self._accept(attempt, raw, recipients)
         except StorageError as exc:
             log.error("%s storage failed: %s", attempt.id, exc)
             attempt.fax_ids = []
-            reply = attempt.refuse(STORAGE_REPLY, f"storage unavailable: {exc}")
+            if isinstance(exc, StorageFull):
+                reply = attempt.refuse(STORAGE_FULL_REPLY, f"disk full: {exc}")
+            else:
+                reply = attempt.refuse(STORAGE_REPLY, f"storage unavailable: {exc}")
             attempt.outcome = Outcome.REJECTED
-            await self._log_quietly(attempt)
+            # Nothing was committed, so nothing refers to the documents written so far; the
+            # message itself stays only if the smtplog row that names it could be written.
+            written = self._written.get(attempt.id, [])
+            self.store.db.remove_files(w for w in written if w != attempt.raw_path)
+            if not await self._log_quietly(attempt) and attempt.raw_path:
+                self.store.db.remove_files([attempt.raw_path])
             return reply
         except (DocumentError, ConversionLimit) as exc:  # past the document: cover, preview
             log.warning("%s refused while building its pages: %s", attempt.id, exc)
@@ -108,11 +123,18 @@ class Intake:
             reply = attempt.refuse(exc.reply if isinstance(exc, DocumentError) else exc.reply())
             await self._log_quietly(attempt)
             return reply
+        finally:
+            self._written.pop(attempt.id, None)
         return reply
+
+    async def _write(self, attempt: Attempt, relative: str, data: bytes) -> str:
+        """Write one file for this attempt, durably, remembering it in case nothing commits."""
+        self._written.setdefault(attempt.id, []).append(relative)
+        return await asyncio.to_thread(self.store.db.write_file, relative, data)
 
     async def _accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
         raw_path = f"messages/{attempt.created:%Y/%m/%d}/{attempt.id}.eml"
-        attempt.raw_path = await asyncio.to_thread(self.store.db.write_file, raw_path, raw)
+        attempt.raw_path = await self._write(attempt, raw_path, raw)
         if why := await asyncio.to_thread(auto_submitted, raw):
             attempt.outcome = Outcome.REJECTED
             reply = attempt.refuse(AUTO_SUBMITTED_REPLY, f"Auto-Submitted: {why}")
@@ -194,8 +216,8 @@ class Intake:
         documents: dict[str, str] = {}
         for name, doc in prepared.items():
             if doc.cover_text is None and any(r.faxbox.name == name for r in faxes):
-                documents[name] = await asyncio.to_thread(
-                    self.store.db.write_file, f"documents/{attempt.id}-{name}.pdf", doc.pdf
+                documents[name] = await self._write(
+                    attempt, f"documents/{attempt.id}-{name}.pdf", doc.pdf
                 )
         jobs = [
             await self._job(attempt, r, prepared[r.faxbox.name], documents.get(r.faxbox.name))
@@ -242,9 +264,7 @@ class Intake:
         note = self._note(attempt, recipient, doc) if doc.wants_cover else None
         data = await self._in_pool(preview_row, self.config, attempt, recipient, doc, note)
         assert isinstance(data, bytes)
-        path = await asyncio.to_thread(
-            self.store.db.write_file, f"outbox/preview-{attempt.id}-{number}.eml", data
-        )
+        path = await self._write(attempt, f"outbox/preview-{attempt.id}-{number}.eml", data)
         to = (attempt.mail_from or "").strip("<>")
         return PreviewRow(f"{attempt.id}:{recipient.e164}", recipient.faxbox.name, to, path)
 
@@ -263,16 +283,14 @@ class Intake:
         if doc.cover_text is not None:  # a text-only mail on its cover: one document per job
             whole = await self._in_pool(fax_pdf, doc, self._note(attempt, recipient, doc))
             assert isinstance(whole, bytes)
-            document_path = await asyncio.to_thread(
-                self.store.db.write_file, f"documents/{attempt.id}-{job_id}.pdf", whole
+            document_path = await self._write(
+                attempt, f"documents/{attempt.id}-{job_id}.pdf", whole
             )
         elif doc.wants_cover:
             note = self._note(attempt, recipient, doc)
             pdf = await self._in_pool(render_cover, note)
             assert isinstance(pdf, bytes)
-            cover_path = await asyncio.to_thread(
-                self.store.db.write_file, f"covers/{job_id}.pdf", pdf
-            )
+            cover_path = await self._write(attempt, f"covers/{job_id}.pdf", pdf)
             cover_data = {
                 "to_name": note.to_name,
                 "to_number": note.to_number,
@@ -302,11 +320,13 @@ class Intake:
             redial=faxbox.redial_policy().as_dict(),
         )
 
-    async def _log_quietly(self, attempt: Attempt) -> None:
+    async def _log_quietly(self, attempt: Attempt) -> bool:
         try:
             await asyncio.to_thread(self.store.smtplog.insert, replace(attempt))
         except StorageError as exc:
             log.error("%s could not be logged: %s", attempt.id, exc)
+            return False
+        return True
 
 
 def _fax_ids(ids: list[str]) -> str:

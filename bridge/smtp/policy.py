@@ -17,6 +17,10 @@ NULL_SENDER_REPLY = "550 5.7.1 Mail from the null sender is not faxed"
 AUTO_SUBMITTED_REPLY = "550 5.7.1 Automatic replies are not faxed"
 TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
 STORAGE_REPLY = "451 4.3.0 Temporary local problem, please try again later"
+# Postfix's words for the same condition (queue_minfree), with a sentence for the person.
+STORAGE_FULL_REPLY = (
+    "452 4.3.1 Insufficient system storage: the fax bridge's disk is full, please try again later"
+)
 AUTH_REQUIRED_REPLY = "530 5.7.0 Authentication required"
 
 

@@ -27,6 +27,7 @@ from bridge.smtp.data import Data, read_data
 from bridge.smtp.intake import Intake
 from bridge.smtp.policy import (
     AUTH_REQUIRED_REPLY,
+    STORAGE_FULL_REPLY,
     STORAGE_REPLY,
     Recipient,
     decide_recipient,
@@ -122,6 +123,7 @@ class FaxSMTP(SMTP):
                 size_limit=self.data_size_limit,
                 max_line_octets=self.fax_handler.config.smtp.max_line_octets,
                 on_progress=self._reset_timeout,
+                spool_dir=self.fax_handler.config.storage.data_dir / "spool",
             )
             if data is None:
                 return  # the client went away; connection_lost logs the attempt
@@ -133,8 +135,11 @@ class FaxSMTP(SMTP):
     async def _end_of_data(self, data: Data) -> None:
         assert self.envelope is not None
         refusal = None
+        why = None
         if data.too_big:
             refusal = self.size_reply
+        elif data.no_space is not None:
+            refusal, why = STORAGE_FULL_REPLY, data.no_space
         elif data.long_line is not None:
             line = data.long_line
             refusal = (
@@ -144,7 +149,7 @@ class FaxSMTP(SMTP):
         if refusal is not None:
             if self.attempt is not None:
                 self.attempt.size = data.size
-                self.attempt.refuse(refusal)
+                self.attempt.refuse(refusal, why)
                 self.end_transaction(Outcome.REJECTED)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push(refusal)
@@ -429,9 +434,33 @@ class FaxHandler:
             server.refused_mail_from = address
             return AUTH_REQUIRED_REPLY
         server.begin_transaction(session, address)
+        if shortfall := await asyncio.to_thread(self._space_shortfall, options):
+            assert server.attempt is not None
+            server.attempt.refuse(STORAGE_FULL_REPLY, shortfall)
+            server.end_transaction(Outcome.REJECTED)
+            return STORAGE_FULL_REPLY
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 Sender OK"
+
+    def _space_shortfall(self, options: list[str]) -> str | None:
+        """Why the disk cannot take this message (as Postfix checks queue_minfree), or None."""
+        storage = self.config.storage
+        declared = next(
+            (int(o[5:]) for o in options if o.upper().startswith("SIZE=") and o[5:].isdigit()), 0
+        )
+        needed = storage.min_free_mb * 1024 * 1024 + declared
+        try:
+            free = self.store.db.free_bytes()
+        except OSError as exc:
+            return f"cannot read the free space under {storage.data_dir}: {exc.strerror}"
+        if free >= needed:
+            return None
+        declared_note = f" and the client declared SIZE={declared}" if declared else ""
+        return (
+            f"{free // (1024 * 1024)} MB free under {storage.data_dir}; storage.min_free_mb is "
+            f"{storage.min_free_mb}{declared_note}"
+        )
 
     async def handle_RCPT(
         self, server: FaxSMTP, session: Session, envelope: Envelope, address: str, options: Any

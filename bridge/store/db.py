@@ -6,10 +6,11 @@ so the event loop never waits on disk.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,11 @@ from alembic.util import CommandError as AlembicError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.errors import StorageError
+from bridge.errors import StorageError, StorageFull
 from bridge.store import migrate
+from bridge.store.space import database_error_is_full, free_bytes, os_error_is_full
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -135,7 +139,10 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(str(exc).splitlines()[0]) from exc
+            message = str(exc).splitlines()[0]
+            if database_error_is_full(exc):
+                raise StorageFull(message) from exc
+            raise StorageError(message) from exc
 
     def ping(self) -> bool:
         try:
@@ -152,9 +159,9 @@ class Database:
     def write_file(self, relative: str, data: bytes) -> str:
         """Write durably (fsync file and directory) and return the relative path."""
         path = self.data_dir / relative
+        tmp = path.with_name(path.name + ".tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
             with open(tmp, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -166,8 +173,21 @@ class Database:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
+            tmp.unlink(missing_ok=True)  # a half-written file is never left behind
+            error = StorageFull if os_error_is_full(exc) else StorageError
+            raise error(f"cannot write {path}: {exc.strerror}") from exc
         return relative
+
+    def remove_files(self, relatives: Iterable[str]) -> None:
+        """Remove files nothing refers to any more (a transaction that did not commit)."""
+        for relative in relatives:
+            try:
+                (self.data_dir / relative).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", relative, exc.strerror)
+
+    def free_bytes(self) -> int:
+        return free_bytes(self.data_dir)
 
     def path(self, relative: str) -> Path:
         return self.data_dir / relative
