@@ -63,7 +63,7 @@ def to_pdf(
     if kind == "pdf":
         return pdf_to_pdf(data)
     if kind == "tiff":
-        return tiff_to_pdf(data)
+        return tiff_to_pdf(data, max_pages=max_pages)
     if kind == "text":
         if not (text or "").strip():
             raise Unusable(EMPTY_TEXT, fatal=False)
@@ -89,11 +89,14 @@ def pdf_to_pdf(data: bytes) -> Converted:
     return Converted(pdf, pages)
 
 
-def tiff_to_pdf(data: bytes) -> Converted:
+def tiff_to_pdf(data: bytes, *, max_pages: int | None = None) -> Converted:
     """Every page of a TIFF at its own resolution; img2pdf first, Pillow frame by frame for
-    what img2pdf refuses (16-bit samples, odd compressions)."""
+    what img2pdf refuses (16-bit samples, odd compressions). Past `max_pages` the pages are
+    only counted (no PDF): the fax is refused for its length, so none is converted."""
     with _image_errors():
         frames = _check_frames(data)
+        if max_pages is not None and frames > max_pages:
+            return Converted(b"", frames)
         try:
             pdf = _img2pdf([BytesIO(data)], _tiff_layout)
         except _BOMB:

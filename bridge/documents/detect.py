@@ -251,7 +251,9 @@ def _zip_kind(data: bytes) -> str:
         with zipfile.ZipFile(BytesIO(data)) as archive:
             names = archive.namelist()
             if "mimetype" in names:
-                mimetype = archive.read("mimetype")[:100]
+                # Read as a stream, never inflated whole: a "mimetype" can be a zip bomb.
+                with archive.open("mimetype") as member:
+                    mimetype = member.read(100)
                 for suffix, kind in ((b"text", "odt"), (b"spreadsheet", "ods")):
                     if mimetype.endswith(suffix):
                         return kind

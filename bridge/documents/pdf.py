@@ -28,6 +28,9 @@ XFA_FORM = "the PDF is an XFA form that only Adobe Reader can show (print it to 
 IMAGE_TOO_LARGE = "the PDF holds an image too large to fax"
 
 MAX_IMAGE_PIXELS = 300_000_000  # a 1200 dpi A3 scan is 280 million
+# Acrobat's (and PDF 1.7 Annex C's) largest page without UserUnit: 200 in on a side. A fax is
+# printed 8.5 in wide; anything past this is a drawing error or a trap, not a document.
+MAX_PAGE_PT = 200 * 72
 _CHECK_BYTES = 8 * 1024 * 1024  # a damaged page's content is read up to this size to check it
 _ROOT_EXTRAS = (
     *("/OpenAction", "/AA", "/Names", "/Outlines", "/AcroForm", "/Collection", "/Threads"),
@@ -82,6 +85,12 @@ def _clean(pdf: Pdf) -> tuple[bytes, int]:
             raise PdfRefused(DAMAGED_PDF)
         if _largest_image(page.obj) > MAX_IMAGE_PIXELS:
             raise PdfRefused(IMAGE_TOO_LARGE)
+    for number, page in enumerate(pdf.pages, start=1):
+        if (side := _longest_side_pt(page)) > MAX_PAGE_PT:
+            raise PdfRefused(
+                f"page {number} is {_length(side)} on its longest side; pages up to "
+                f"{_length(MAX_PAGE_PT)} are faxed"
+            )
     if "/AcroForm" in pdf.Root:
         pdf.generate_appearance_streams()
     pdf.flatten_annotations("print")
@@ -101,6 +110,26 @@ def _clean(pdf: Pdf) -> tuple[bytes, int]:
         stream_decode_level=pikepdf.StreamDecodeLevel.none,
     )
     return out.getvalue(), pages
+
+
+def _longest_side_pt(page: pikepdf.Page) -> float:
+    """The page's longest side in points, as printed (MediaBox, inherited, times UserUnit)."""
+    try:
+        box = [float(v) for v in page.mediabox]  # inherited from the page tree if need be
+        unit = float(page.obj.get("/UserUnit", 1) or 1)
+    except (TypeError, ValueError):
+        return 0.0  # no readable box: qpdf gives it Letter
+    if len(box) != 4:
+        return 0.0
+    return max(abs(box[2] - box[0]), abs(box[3] - box[1])) * max(unit, 0.0)
+
+
+def _length(points: float) -> str:
+    inches = points / 72
+    if inches < 1000:
+        return f"{inches:,.0f} in"
+    metres = inches * 0.0254
+    return f"{metres:,.0f} m" if metres < 1000 else f"{metres / 1000:,.1f} km"
 
 
 def _page_whole(page: Dictionary) -> bool:
