@@ -58,6 +58,10 @@ class TooManyPages(DocumentError):
     pass
 
 
+class AttachmentsTooLarge(DocumentError):
+    pass
+
+
 class ProviderError(BridgeError):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

@@ -7,15 +7,18 @@ points out where today's answer would differ from what the client was told then.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.config import Config
 from bridge.documents import prepare_document
 from bridge.documents.external import Converters
 from bridge.errors import DocumentError
+from bridge.smtp.auth import in_networks
 from bridge.smtp.intake import auto_submitted, document_options
-from bridge.smtp.policy import decide_recipient
+from bridge.smtp.policy import AUTH_REQUIRED_REPLY, decide_recipient, rate_limit_reply
 from bridge.store import Store
 
 
@@ -48,7 +51,9 @@ def explain(
         raise LookupError(f"no smtplog record {attempt_id}")
     out = Explanation(attempt_id)
     _session(out, record)
+    _session_today(out, config, record)
     _recipients(out, config, record)
+    _rate_limits_today(out, config, store, record)
     raw_path = store.smtplog.raw_path(attempt_id)
     if raw_path is None:
         out.say(
@@ -84,6 +89,102 @@ def _session(out: Explanation, record: dict[str, Any]) -> None:
         out.say(f"MAIL FROM:<{'' if sender == '<>' else sender}>.")
 
 
+def _tls_version(name: str) -> tuple[int, ...]:
+    digits = name.removeprefix("TLSv")
+    try:
+        return tuple(int(d) for d in digits.split("."))
+    except ValueError:
+        return ()
+
+
+def _session_today(out: Explanation, config: Config, record: dict[str, Any]) -> None:
+    """TLS, AUTH and trusted networks as today's configuration would treat the same client."""
+    smtp = config.smtp
+    peer, user, tls = record["peer"], record["auth_user"], record["tls"]
+    trusted = in_networks(peer, smtp.trusted_networks)
+    where = peer or "the client's address"
+    if record["from"] is None:
+        return
+    if tls is None and smtp.tls.require and smtp.tls.cert:
+        out.differences.append(
+            "TLS: today the client must use STARTTLS before MAIL (smtp.tls.require is on); "
+            "it sent this mail without TLS"
+        )
+    elif tls and _tls_version(tls) and _tls_version(tls) < _tls_version(smtp.tls.min_version):
+        out.differences.append(
+            f"TLS: today {tls} is refused (smtp.tls.min_version is {smtp.tls.min_version})"
+        )
+    refused_for_auth = (record["reply"] or "").startswith(AUTH_REQUIRED_REPLY)
+    needs_auth = smtp.auth.required and not user and not trusted
+    if needs_auth and not refused_for_auth:
+        out.differences.append(
+            f"AUTH: today MAIL FROM gets {AUTH_REQUIRED_REPLY}: smtp.auth.required is on, the "
+            f"client did not log in, and {where} is not in smtp.trusted_networks"
+        )
+    elif refused_for_auth and not needs_auth:
+        why = f"{where} is now in smtp.trusted_networks" if trusted else "smtp.auth.required is off"
+        out.differences.append(f"AUTH: today MAIL FROM is accepted without a login: {why}")
+    if user and not any(u.username == user for u in smtp.auth.users):
+        out.differences.append(f"AUTH: user {user} no longer exists, so the login would fail")
+    elif user and not tls and not in_networks(peer, smtp.auth.plaintext_from):
+        out.differences.append(
+            f"AUTH: today a login in the clear from {where} is refused (not in "
+            "smtp.auth.plaintext_from)"
+        )
+
+
+def _rate_limits_today(
+    out: Explanation, config: Config, store: Store, record: dict[str, Any]
+) -> None:
+    """Would today's per-hour limits have refused what was accepted, or the reverse?"""
+    created = record["created"]
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    sender = record["from"] or ""
+    for rcpt in record["recipients"]:
+        try:
+            faxbox = config.faxbox(rcpt.get("faxbox") or "")
+        except KeyError:
+            continue
+        was_limited = (rcpt["reply"] or "").startswith("450 4.7.1")
+        if not rcpt["accepted"] and not was_limited:
+            continue
+        limits = faxbox.rate_limit
+        if not (limits.per_sender_per_hour or limits.per_faxbox_per_hour):
+            if was_limited:
+                out.differences.append(
+                    f"RCPT {rcpt['address']}: today no rate limit applies to faxbox {faxbox.name}"
+                )
+            continue
+        since, until = created - timedelta(hours=1), created
+        by_sender = _count_between(store, since, until, sender=sender)
+        by_faxbox = _count_between(store, since, until, faxbox=faxbox.name)
+        today = rate_limit_reply(faxbox, sender, by_sender, by_faxbox)
+        if today and not was_limited:
+            out.differences.append(f"RCPT {rcpt['address']}: today {today}")
+        elif was_limited and not today:
+            out.differences.append(
+                f"RCPT {rcpt['address']}: today's rate limits would let it through"
+            )
+
+
+def _count_between(store: Store, since: datetime, until: datetime, **where: str) -> int:
+    return store.jobs.count_since(since, until=until, **where)
+
+
+def _user_check(config: Config, record: dict[str, Any]) -> Callable[[str], str | None]:
+    """Which faxboxes the logged-in user may use under today's configuration."""
+    name = record["auth_user"]
+    user = next((u for u in config.smtp.auth.users if u.username == name), None)
+
+    def check(faxbox: str) -> str | None:
+        if name is None or (user and ("*" in user.faxboxes or faxbox in user.faxboxes)):
+            return None
+        return f"550 5.7.1 {name} may not send faxes through faxbox {faxbox}"
+
+    return check
+
+
 def _recipients(out: Explanation, config: Config, record: dict[str, Any]) -> None:
     accepted = 0
     for rcpt in record["recipients"]:
@@ -92,7 +193,9 @@ def _recipients(out: Explanation, config: Config, record: dict[str, Any]) -> Non
         via = f" as {number}" if number else ""
         box = f" for faxbox {rcpt['faxbox']}" if rcpt.get("faxbox") else ""
         out.say(f"RCPT TO:<{rcpt['address']}> {verdict}{via}{box}: {rcpt['reply']}")
-        today = decide_recipient(config, record["from"], rcpt["address"], accepted)
+        today = decide_recipient(
+            config, record["from"], rcpt["address"], accepted, _user_check(config, record)
+        )
         if today.accepted:
             accepted += 1
         if today.accepted != bool(rcpt["accepted"]):
@@ -121,7 +224,11 @@ def _message(
         return
     try:
         options = document_options(
-            faxbox, record["from"], converters, config.smtp.max_message_bytes
+            faxbox,
+            record["from"],
+            converters,
+            config.smtp.size_limit,
+            config.smtp.max_attachment_bytes,
         )
         doc = prepare_document(raw, options)
     except DocumentError as exc:

@@ -38,7 +38,9 @@ def preview(
     else:
         raise ValueError("the configuration has no faxbox")
     with running_converters(config, raw) as converters:
-        options = document_options(faxbox, None, converters, config.smtp.max_message_bytes)
+        options = document_options(
+            faxbox, None, converters, config.smtp.size_limit, config.smtp.max_attachment_bytes
+        )
         doc = prepare_document(raw, options)
     message = doc.message
     pages = doc.pages

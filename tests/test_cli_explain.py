@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from bridge.config import Config
+from tests import smtp_capture
 from tests.bridge_runner import BridgeThread
 from tests.cli_runner import MakeConfig, assert_error, config_writer, run_cli
 from tests.helpers import smtp_client, wait_for
 from tests.messages import fax_mail
+from tests.smtp_capture import SelfSignedCert
+
+tls_cert = smtp_capture.tls_cert
 
 
 @pytest.fixture
@@ -102,3 +108,81 @@ def test_hash_password_prints_an_argon2_hash_that_verifies() -> None:
     assert digest.startswith("$argon2id$")
     assert PasswordHasher().verify(digest, "s3cret")
     assert "s3cret" not in done.stdout + done.stderr
+
+
+def _one_accepted(bridge: BridgeThread, **login: str) -> str:
+    with smtp_client(bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        client.rcpt("12125550123@fax.localhost")
+        assert client.data(fax_mail().as_bytes(policy=SMTP))[0] == 250
+    rows = wait_for(lambda: bridge.store.smtplog.recent(outcome="accepted", limit=1))
+    return str(rows[0]["id"])
+
+
+def test_explain_says_when_auth_is_now_required(
+    bridge: BridgeThread, make_config: MakeConfig, config_file: Path
+) -> None:
+    attempt = _one_accepted(bridge)
+    make_config(smtp={"auth": {"required": True}})
+    out = run_cli("explain", attempt, config=config_file).ok().stdout
+    assert (
+        "AUTH: today MAIL FROM gets 530 5.7.0 Authentication required: smtp.auth.required is "
+        "on, the client did not log in, and 127.0.0.1 is not in smtp.trusted_networks" in out
+    )
+    # Trusting the scanner's network takes the difference away again.
+    make_config(smtp={"auth": {"required": True}, "trusted_networks": ["127.0.0.0/8"]})
+    out = run_cli("explain", attempt, "--json", config=config_file).json()
+    assert out["differences"] == []
+
+
+def test_explain_says_when_a_refusal_for_auth_would_now_pass(
+    make_config: MakeConfig, start_bridge: Callable[[Config], BridgeThread], config_file: Path
+) -> None:
+    bridge = start_bridge(make_config(smtp={"auth": {"required": True}}))
+    with smtp_client(bridge.smtp_address) as client:
+        assert client.mail("alice@example.com")[0] == 530
+    attempt = wait_for(lambda: bridge.store.smtplog.recent(limit=1))[0]["id"]
+    make_config(smtp={"trusted_networks": ["127.0.0.1/32"], "auth": {"required": True}})
+    out = run_cli("explain", attempt, config=config_file).ok().stdout
+    assert (
+        "AUTH: today MAIL FROM is accepted without a login: 127.0.0.1 is now in "
+        "smtp.trusted_networks" in out
+    )
+
+
+def test_explain_says_when_todays_rate_limit_would_refuse(
+    bridge: BridgeThread, make_config: MakeConfig, config_file: Path
+) -> None:
+    _one_accepted(bridge)
+    second = _one_accepted(bridge)
+    make_config(
+        faxboxes=[
+            {
+                "name": "main",
+                "domains": ["fax.localhost"],
+                "provider": "sim",
+                "rate_limit": {"per_sender_per_hour": 1},
+            }
+        ]
+    )
+    out = run_cli("explain", second, config=config_file).ok().stdout
+    assert (
+        "RCPT 12125550123@fax.localhost: today 450 4.7.1 alice@example.com has sent 1 faxes in "
+        "the last hour; the limit is 1 per hour, please try again later" in out
+    )
+
+
+def test_explain_says_when_tls_is_now_required(
+    bridge: BridgeThread, make_config: MakeConfig, config_file: Path, tls_cert: SelfSignedCert
+) -> None:
+    attempt = _one_accepted(bridge)
+    make_config(
+        smtp={
+            "tls": {"cert": str(tls_cert.cert_file), "key": str(tls_cert.key_file), "require": True}
+        }
+    )
+    out = run_cli("explain", attempt, config=config_file).ok().stdout
+    assert (
+        "TLS: today the client must use STARTTLS before MAIL (smtp.tls.require is on); it sent "
+        "this mail without TLS" in out
+    )

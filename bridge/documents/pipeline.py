@@ -19,7 +19,13 @@ from bridge.documents.external import Converters
 from bridge.documents.html import html_document, is_logo
 from bridge.documents.parts import AttachmentReport, Outcome, convert, convert_all, ignored
 from bridge.documents.text import text_pages, text_to_pdf
-from bridge.errors import DocumentError, NoFaxableContent, TooManyPages, UnreadableAttachment
+from bridge.errors import (
+    AttachmentsTooLarge,
+    DocumentError,
+    NoFaxableContent,
+    TooManyPages,
+    UnreadableAttachment,
+)
 from bridge.message import REASON_LOGO, MessagePart, ParsedMessage, parse_message
 from bridge.models import CoverPolicy
 
@@ -42,6 +48,7 @@ class DocumentOptions:
     max_pages: int = 200
     converters: Converters = field(default_factory=Converters)
     max_bytes: int = 26_214_400  # what an unpacked archive may hold (the message size limit)
+    max_attachment_bytes: int | None = None  # the attachments together, decoded
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,22 @@ def prepare_document(raw: bytes, options: DocumentOptions) -> PreparedDocument:
         outcomes.sort(key=lambda o: o.part.index)
         reply = "554 5.6.0 No faxable content: " + "; ".join(message.problems)
         raise refuse(NoFaxableContent, reply)
+    if (limit := options.max_attachment_bytes) is not None:
+        attached = [p for p in message.parts if not p.in_html]
+        if (size := sum(len(p.data) for p in attached)) > limit:
+            outcomes += [ignored(part, NOT_LOOKED_AT, blocking=False) for part in message.parts]
+            outcomes.sort(key=lambda o: o.part.index)
+            biggest = max(attached, key=lambda p: len(p.data))
+            name = biggest.filename or f"(unnamed {biggest.content_type})"
+            which = (
+                f'"{name}" is {_mb(size)}'
+                if len(attached) == 1
+                else f'the attachments are {_mb(size)} together ("{name}" {_mb(len(biggest.data))})'
+            )
+            raise refuse(
+                AttachmentsTooLarge,
+                f"552 5.3.4 {which[0].upper()}{which[1:]} once decoded; the limit is {_mb(limit)}",
+            )
     converters = options.converters
     shown: list[MessagePart] = []  # images the HTML-only body shows, placed if it is rendered
     for part in message.parts:
@@ -155,6 +178,10 @@ def _html_body(
     except Unusable as exc:
         log.warning("the HTML body could not be rendered (%s); faxing its text", exc.reason)
         return None
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def _rest_of_text(rest: str, max_pages: int) -> Converted:

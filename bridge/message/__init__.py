@@ -23,6 +23,7 @@ from bridge.message.parse import (
     SIGNATURE_TYPES,
     MessagePart,
     ParsedMessage,
+    parse_headers,
     parse_message,
 )
 from bridge.message.text import html_to_text
@@ -42,5 +43,6 @@ __all__ = [
     "ParsedMessage",
     "decode_text",
     "html_to_text",
+    "parse_headers",
     "parse_message",
 ]

@@ -108,6 +108,12 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return _parsed(msg, walk)
 
 
+def parse_headers(raw: bytes) -> ParsedMessage:
+    """Only the header fields (Subject, From, Message-ID …), cheaply: for the smtplog row of a
+    message that is refused before, or instead of, being parsed whole."""
+    return _parsed(BytesHeaderParser(policy=compat32).parsebytes(raw), _Walk())
+
+
 def _parsed(msg: Message, walk: _Walk) -> ParsedMessage:
     from_name, from_address = next(iter(addresses(header(msg, "from"))), ("", ""))
     to_names: dict[str, str] = {}

@@ -28,6 +28,7 @@ from bridge.documents import (
 from bridge.documents.external import Converters
 from bridge.documents.pool import ConversionLimit, DocumentPool
 from bridge.errors import DocumentError, StorageError, StorageFull
+from bridge.message import ParsedMessage, parse_headers
 from bridge.models import CoverNote, Outcome
 from bridge.numbers import format_for_people
 from bridge.smtp.policy import (
@@ -54,6 +55,7 @@ def document_options(
     sender: str | None = None,
     converters: Converters | None = None,
     max_bytes: int = 26_214_400,
+    max_attachment_bytes: int | None = None,
 ) -> DocumentOptions:
     """The faxbox's cover policy, or that of the first `sender_overrides` entry matching;
     the converters this server has, and what an unpacked archive may hold."""
@@ -72,6 +74,7 @@ def document_options(
         max_pages=faxbox.max_pages,
         converters=converters or Converters(),
         max_bytes=max_bytes,
+        max_attachment_bytes=max_attachment_bytes,
     )
 
 
@@ -135,6 +138,9 @@ class Intake:
     async def _accept(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
         raw_path = f"messages/{attempt.created:%Y/%m/%d}/{attempt.id}.eml"
         attempt.raw_path = await self._write(attempt, raw_path, raw)
+        # Subject, From and Message-ID go on the smtplog row of every message received, the
+        # refused ones first of all: they are what an admin searches for.
+        _note_headers(attempt, await asyncio.to_thread(parse_headers, raw))
         if why := await asyncio.to_thread(auto_submitted, raw):
             attempt.outcome = Outcome.REJECTED
             reply = attempt.refuse(AUTO_SUBMITTED_REPLY, f"Auto-Submitted: {why}")
@@ -181,8 +187,13 @@ class Intake:
         prepared: dict[str, PreparedDocument] = {}
         try:
             for name, faxbox in faxboxes.items():
+                smtp = self.config.smtp
                 options = document_options(
-                    faxbox, attempt.mail_from, self.converters, self.config.smtp.max_message_bytes
+                    faxbox,
+                    attempt.mail_from,
+                    self.converters,
+                    smtp.size_limit,
+                    smtp.max_attachment_bytes,
                 )
                 result = await self._in_pool(prepare_document, raw, options)
                 assert isinstance(result, PreparedDocument)
@@ -200,14 +211,7 @@ class Intake:
             return reply
 
         first = prepared[recipients[0].faxbox.name]
-        message = first.message
-        attempt.header_from = (
-            f"{message.from_name} <{message.from_address}>"
-            if message.from_name
-            else message.from_address
-        ) or None
-        attempt.message_id = message.message_id
-        attempt.subject = message.subject
+        _note_headers(attempt, first.message)
         attempt.attachments = [a.as_dict() for a in first.attachments]
         attempt.pages = first.pages + (1 if first.wants_cover else 0)
         attempt.faxbox = recipients[0].faxbox.name
@@ -327,6 +331,16 @@ class Intake:
             log.error("%s could not be logged: %s", attempt.id, exc)
             return False
         return True
+
+
+def _note_headers(attempt: Attempt, message: ParsedMessage) -> None:
+    attempt.header_from = (
+        f"{message.from_name} <{message.from_address}>"
+        if message.from_name
+        else message.from_address
+    ) or None
+    attempt.message_id = message.message_id
+    attempt.subject = message.subject
 
 
 def _fax_ids(ids: list[str]) -> str:

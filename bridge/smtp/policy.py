@@ -102,6 +102,13 @@ def split_address(address: str) -> tuple[str, str] | None:
     return local, domain.lower().rstrip(".")
 
 
+def _faxbox_name(config: Config, address: str) -> str | None:
+    """The faxbox an address belongs to by its domain, for the smtplog of a refusal."""
+    parts = split_address(address)
+    faxbox = config.faxbox_for_domain(parts[1]) if parts else None
+    return faxbox.name if faxbox else None
+
+
 def decide_recipient(
     config: Config,
     sender: str | None,
@@ -110,9 +117,9 @@ def decide_recipient(
     user_may_use: Callable[[str], str | None] = lambda _faxbox: None,
 ) -> RcptDecision:
     if accepted_so_far >= config.smtp.max_recipients:
-        return RcptDecision(TOO_MANY_RECIPIENTS_REPLY)
+        return RcptDecision(TOO_MANY_RECIPIENTS_REPLY, faxbox=_faxbox_name(config, address))
     if is_null_sender(sender):
-        return RcptDecision(NULL_SENDER_REPLY)
+        return RcptDecision(NULL_SENDER_REPLY, faxbox=_faxbox_name(config, address))
     assert sender is not None
     parts = split_address(address)
     if parts is None:

@@ -59,10 +59,10 @@ class FaxSMTP(SMTP):
         self.in_data = False  # from DATA until its reply is sent
         self.auth_refusal: str | None = None  # the reply to send instead of aiosmtpd's 535
         self.refused_connection = False  # over smtp.max_connections: 421 and no session
-        self.size_reply = (
-            f"552 5.3.4 Message exceeds the size limit of {handler.config.smtp.max_message_bytes}"
-            " bytes"
-        )
+        smtp = handler.config.smtp
+        self.size_reply = f"552 5.3.4 Message exceeds the size limit of {smtp.size_limit} bytes"
+        if smtp.max_message_bytes is None:  # the limit follows from the documents' size
+            self.size_reply += f" (documents up to {smtp.max_attachment_mb:g} MB once decoded)"
 
     def connection_made(self, transport: Any) -> None:
         first = self.transport is None
@@ -473,6 +473,8 @@ class FaxHandler:
             self.config, envelope.mail_from, address, accepted, self._user_check(session)
         )
         attempt.recipients.append(decision.log_entry(address))
+        # The faxbox an admin filters by, refused or not (the smtplog API is per faxbox).
+        attempt.faxbox = attempt.faxbox or decision.faxbox
         if decision.recipient is None:
             attempt.refuse(decision.reply)
             return decision.reply
@@ -483,7 +485,6 @@ class FaxHandler:
             attempt.refuse(limited)
             return limited
         server.recipients.append(decision.recipient)
-        attempt.faxbox = attempt.faxbox or decision.faxbox
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return decision.reply
@@ -660,7 +661,7 @@ async def start_smtp_servers(config: Config, handler: FaxHandler) -> list[asynci
                 handler,
                 hostname=smtp.hostname,
                 ident="faxbridge ESMTP",
-                data_size_limit=smtp.max_message_bytes,
+                data_size_limit=smtp.size_limit,
                 timeout=smtp.timeout_s,
                 tls_context=starttls_context,
                 require_starttls=bool(starttls_context and smtp.tls.require),

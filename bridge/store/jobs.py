@@ -472,10 +472,17 @@ class Jobs(JobUpkeep):
         return rows
 
     def count_since(
-        self, since: datetime, *, sender: str | None = None, faxbox: str | None = None
+        self,
+        since: datetime,
+        *,
+        sender: str | None = None,
+        faxbox: str | None = None,
+        until: datetime | None = None,
     ) -> int:
-        """Faxes accepted since `since`, for the per-hour rate limits."""
+        """Faxes accepted since `since` (and before `until`), for the per-hour rate limits."""
         query = sa.select(sa.func.count()).select_from(fax_jobs).where(fax_jobs.c.created >= since)
+        if until is not None:
+            query = query.where(fax_jobs.c.created < until)
         if sender is not None:
             query = query.where(sa.func.lower(fax_jobs.c.sender) == sender.lower())
         if faxbox is not None:
