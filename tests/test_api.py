@@ -250,3 +250,36 @@ def test_resubmitting_a_delivered_fax_is_a_conflict(api_bridge: BridgeThread) ->
     assert response.status_code == 409
     assert "only failed, cancelled or unknown" in response.json()["data"]["message"]
     assert final(api_bridge, job_id)["status"] == "delivered"
+
+
+def test_refused_attempts_are_listed_under_their_faxbox_with_their_headers(
+    api_bridge: BridgeThread,
+) -> None:
+    """The attempts an admin looks for are the refused ones: each carries the faxbox of the
+    address it was sent to, and the Subject/From/Message-ID once the headers arrived."""
+    with smtp_client(api_bridge.smtp_address) as client:
+        client.mail("alice@example.com")
+        assert client.rcpt("frontdesk@fax.localhost")[0] == 550  # not a number
+        client.rset()
+        client.mail("<>")
+        assert client.rcpt("12125550123@fax.localhost")[0] == 550  # the null sender
+        client.rset()
+        message = fax_mail(subject="Nothing to fax", body="", pdf_pages=0)
+        message.add_attachment(b"\x00" * 64, maintype="application", subtype="x-unknown")
+        client.mail("alice@example.com")
+        client.rcpt("12125550123@fax.localhost")
+        assert client.data(message.as_bytes(policy=SMTP))[0] == 554
+
+    def three() -> list[dict[str, Any]] | None:
+        rows: list[dict[str, Any]] = api(api_bridge, "/smtplog").json()["data"]
+        return rows if len(rows) >= 3 else None
+
+    rows = wait_for(three, what="three smtplog rows")
+    by_reply = {row["reply"][:9]: row for row in rows}
+    assert {row["faxbox"] for row in rows} == {"main"}
+    assert by_reply["550 5.1.3"]["recipients"][0]["faxbox"] == "main"
+    assert by_reply["550 5.7.1"]["recipients"][0]["faxbox"] == "main"
+    refused = by_reply["554 5.6.0"]
+    assert refused["subject"] == "Nothing to fax"
+    assert refused["header_from"] == "Alice Example <alice@example.com>"
+    assert refused["message_id"] == message["Message-ID"]
