@@ -122,6 +122,7 @@ async def test_emulator_takes_the_official_examples_digits_and_the_seeds_to_and_
         ("error_disconnected", JobStatus.FAILED, FailureReason.DISCONNECTED),
         ("error_unknown", JobStatus.FAILED, FailureReason.UNKNOWN),
         ("error_could_not_fax", JobStatus.FAILED, FailureReason.UNKNOWN),
+        ("error_file", JobStatus.FAILED, FailureReason.FILE_ERROR),  # api/reference/fax table
         ("error_new_in_some_release", JobStatus.FAILED, FailureReason.UNKNOWN),
     ],
 )
