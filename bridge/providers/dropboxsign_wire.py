@@ -138,6 +138,15 @@ def callback_payload(request: CallbackRequest) -> dict[str, Any]:
         payload = json.loads(raw)
     except ValueError as exc:
         raise CallbackError(f"unreadable Dropbox Sign callback: {exc}") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("Transaction"), dict):
+        # developers.hellosign.com/docs/fax/v3migration: DefaultOutboundFaxCallbackUrl and
+        # DefaultInboundFaxCallbackUrl keep getting the v1 format, which carries no event_hash.
+        raise CallbackError(
+            "a Dropbox Fax v1 callback (`Transaction`, no event_hash) reached the Dropbox Sign "
+            "v3 URL: clear the account's DefaultOutboundFaxCallbackUrl/"
+            "DefaultInboundFaxCallbackUrl or point them at a hellofax provider, and set this URL "
+            "as the fax API callback URL on the API settings page"
+        )
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), dict):
         raise CallbackError("Dropbox Sign callback without an `event` object")
     return payload

@@ -87,6 +87,19 @@ async def test_a_callback_without_its_json_field_is_a_callback_error(
         )
 
 
+async def test_a_v1_callback_at_the_v3_url_is_refused_and_says_where_it_belongs(
+    provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    # v3migration: the v1 callback URLs "remain in the v1 format" (help.dropbox.com sample).
+    v1 = {"Transaction": {"Guid": "ab" * 20, "StatusCode": "S", "ErrorCode": None}}
+    with pytest.raises(CallbackError) as caught:
+        await provider.parse_callback(await to_request(events.as_callback(v1)))
+
+    assert "v1 callback" in str(caught.value)
+    assert "DefaultOutboundFaxCallbackUrl" in str(caught.value)
+    assert not isinstance(caught.value, CallbackAuthError)
+
+
 # -- the official sample -------------------------------------------------------------------
 async def test_the_official_transmission_disconnected_sample_fails_the_job_as_disconnected(
     harness: DropboxSignHarness,
