@@ -158,6 +158,19 @@ async def test_a_deleted_fax_is_forgotten_and_waits_out_the_callback_retries(
     assert not provider.redials_natively  # FaxSendRequest has no retry option
 
 
+async def test_a_fax_answered_410_deleted_is_forgotten_too(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+    # examples/json/Error410Response.json
+    body = {"error": {"error_msg": "This resource has been deleted.", "error_name": "deleted"}}
+    harness.fail_next(410, body)
+
+    assert await provider.status(fax_id) is None
+    harness.fail_next(410, body)
+    await provider.delete(fax_id)  # gone already: done, no error
+
+
 # -- reconciliation ------------------------------------------------------------------------
 async def test_find_reads_the_fax_list_by_the_reference_in_the_title(
     harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax

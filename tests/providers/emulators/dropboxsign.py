@@ -116,6 +116,8 @@ class Fax:
             "sender": ACCOUNT_EMAIL,
             "transmissions": [leg],
             "files_url": self.files_url(),
+            # test_fixtures/FaxResponse.json: the final copy is named by the fax id.
+            "final_copy_uri": f"/v3/transmission/final_copy/{self.fax_id}",
         }
 
 
