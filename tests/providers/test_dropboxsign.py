@@ -267,6 +267,31 @@ async def test_rate_limit_waits_until_x_ratelimit_reset_and_is_no_attempt(
     assert "Too many requests." in str(caught.value)
 
 
+async def test_the_official_send_answer_with_no_transmissions_is_submitted(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # test_fixtures/FaxSendResponse.json: `transmissions: []`, `metadata: []`, files_url of
+    # another id than fax_id.
+    fax_id = "c2e9691c85d9d6fa6ae773842e3680b2b8650f1d"
+    record = {
+        "fax_id": fax_id,
+        "title": "example title",
+        "original_title": "example original title",
+        "subject": "example subject",
+        "message": "example message",
+        "metadata": [],
+        "created_at": 1726774555,
+        "sender": "me@dropboxsign.com",
+        "transmissions": [],
+        "files_url": "https://api.hellosign.com/v3/fax/files/2b388914e3ae3b738bd4e2ee2850c677e6dc53d2",
+    }
+    harness.fail_next(200, {"fax": record})
+
+    result = await provider.send(make_fax())
+
+    assert (result.provider_fax_id, result.status) == (fax_id, JobStatus.SUBMITTED)
+
+
 async def test_a_send_answered_200_without_a_fax_id_may_be_sent_never_refused(
     harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
