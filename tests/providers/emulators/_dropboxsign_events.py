@@ -115,6 +115,21 @@ def official_event(
     return as_callback(payload)
 
 
+def callback_test(key: str, event_time: int | None = None) -> CallbackHTTP:
+    """examples/json/EventCallbackCallbackTest.json: the `event` alone, for no account."""
+    when = str(event_time if event_time is not None else int(time.time()))
+    metadata = dict.fromkeys(
+        ("related_signature_id", "reported_for_account_id", "reported_for_app_id")
+    )
+    event = {
+        "event_time": when,
+        "event_type": "callback_test",
+        "event_hash": event_hash(key, when, "callback_test"),
+        "event_metadata": metadata,
+    }
+    return as_callback({"event": event})
+
+
 def signed(
     key: str, event_type: str, body: dict[str, Any], event_time: int | None = None
 ) -> CallbackHTTP:

@@ -360,9 +360,8 @@ class DropboxSignHarness(CallsBack):
         return events.official_event(API_KEY, "fax_received", fax)
 
     def unclassifiable_callback(self) -> CallbackHTTP:
-        """`callback_test` (OpenAPI event enum) with the `account` object it is sent with."""
-        account = {"account_id": events.ACCOUNT_ID, "email_address": ACCOUNT_EMAIL}
-        return events.signed(API_KEY, "callback_test", {"account": account})
+        """`callback_test` (OpenAPI event enum), as examples/json/EventCallbackCallbackTest.json."""
+        return events.callback_test(API_KEY)
 
     def forged(self, callback: CallbackHTTP) -> CallbackHTTP:
         """Same payload, but the event_hash signed with a key that is not ours."""
