@@ -47,14 +47,14 @@ DELIVERED_CODES = {
     "hellofax": "S",
     "faxplus": "success",
     "kazoo": "outbound_fax",
-    "dropboxsign": "success",
+    "dropboxsign": "fax_sent",  # the event name: examples/json/EventCallbackFaxSent.json
     "mfax": "success",
 }
 BUSY_CODES = {
     "hellofax": "E/B",
     "faxplus": "failed_user_busy",
     "kazoo": "USER_BUSY",
-    "dropboxsign": "error_busy",
+    "dropboxsign": "fax_busy",
     "mfax": "486",
 }
 # Kazoo has no cover fields: the bridge's own cover page goes out as page 1.

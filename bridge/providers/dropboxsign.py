@@ -8,10 +8,12 @@ link back to the job by it. The API has no redial option, no cancel, and deletes
 itself: `DELETE /fax/{fax_id}` removes a fax for good.
 
 Callbacks are signed (`event_hash`, see `dropboxsign_wire`), so no callback token is needed.
-No official source names the fax events, so a callback is read by what it carries (a `fax` or
-`transmission` object, its status codes and flags), never by its event name; one that carries no
-fax news is kept and logged, not acknowledged and dropped. A callback is answered with the body
-`Hello API Event Received`, else Dropbox Sign sends it again later.
+A callback is read by what it carries (a `fax` or `transmission` object and its status code),
+then by the official fax event name (hellosign-openapi examples/json/EventCallbackFax*.json:
+their objects carry no status code, and flags that say nothing), then by the flags the
+help.dropbox.com sample carries; one that carries no fax news is kept and logged, not
+acknowledged and dropped. A callback is answered with the body `Hello API Event Received`,
+else Dropbox Sign sends it again later.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from bridge.models import (
 )
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.dropboxsign_wire import (
+    EVENTS,
+    INBOUND_EVENT,
     REPLY_BODY,
     Transmission,
     answer_json,
     callback_payload,
     e164,
     event_hash,
+    event_outcome,
     failure_from_words,
     names_inbound,
     status_outcome,
@@ -164,16 +169,20 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         self, fax: Transmission, event_type: str = "", at: datetime | None = None
     ) -> StatusUpdate | None:
         """A fax record or callback object in the common model, or None when it says nothing
-        the bridge can act on. Its status code first; else the flags the official callback
-        sample carries (`has_error`, `is_complete`)."""
+        the bridge can act on. Its status code first; else the official fax event's name; else
+        the flags the help.dropbox.com callback sample carries (`has_error`, `is_complete`)."""
         fax_id = fax.fax_id
         if fax_id is None:
             return None
         code = fax.status_code
         outcome = status_outcome(code) if code else None
+        named = event_outcome(event_type) if event_type else None
         if outcome is not None:
             status, reason, text = outcome
             provider_code: str = code or ""
+        elif named is not None:
+            status, reason, text = named
+            provider_code = event_type
         elif fax.record.get("has_error") is True:
             status, reason = JobStatus.FAILED, failure_from_words(event_type)
             provider_code = event_type or "has_error"
@@ -239,11 +248,15 @@ class DropboxSignProvider(HTTPProvider[DropboxSignConfig]):
         return CallbackResult(updates=[update], reply_body=REPLY_BODY)
 
     def _is_inbound(self, fax: Transmission, event_type: str) -> bool:
-        """No source shows a received fax's callback: the object's own direction, else a fax
-        carrying our reference is outbound, else the event name or the called number says."""
+        """The object's own direction, else the official event name (`fax_received`; the other
+        six are outbound), else a fax carrying our reference is outbound, else the words of the
+        event name or the called number say."""
         direction = fax.direction()
         if direction is not None:
             return direction == "inbound"
+        name = event_type.strip().lower()
+        if name == INBOUND_EVENT or name in EVENTS:
+            return name == INBOUND_EVENT
         if parse_reference([fax.record.get("title"), fax.record.get("original_title")]):
             return False
         if names_inbound(event_type):

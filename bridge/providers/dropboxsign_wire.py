@@ -4,12 +4,18 @@ What the official material shows, read leniently; the adapter (`bridge.providers
 decides what to do with it. Sources:
 - hellosign/hellosign-openapi `openapi.yaml` (FaxResponse, FaxResponseTransmission,
   FaxSendRequest, EventCallbackRequest), `examples/json/Fax*.json`, `test_fixtures/Fax*.json`;
+- hellosign/hellosign-openapi `examples/json/EventCallbackFax{Sent,Received,OnHold,Busy,NoAnswer,
+  Disconnected,Blacklisted}.json` (newer than the openapi.yaml enum, which still lists no fax
+  event): the seven fax events, each a `transmission` object with neither `fax_id` nor a status
+  code, whose flags do not tell the outcome (`fax_sent` says `is_complete: false`, `fax_on_hold`
+  `has_error: false`), so for these the event name is the outcome;
 - hellosign/dropbox-sign-python `dropbox_sign/event_callback_helper.py` (the event_hash);
 - developers.hellosign.com/api/reference/fax ("Fax Status Codes", "Fax Error Codes");
-- help.dropbox.com "callback-event-example-dropbox-fax-api": the one fax callback sample, event
-  `transmission_disconnected` with a `transmission` object (the sign-request flags `is_complete`,
-  `has_error`, and `files_url`).
-No source names the fax events (the OpenAPI enum has none), so a callback is read by its payload.
+- help.dropbox.com "callback-event-example-dropbox-fax-api": the fax sample an account callback
+  URL gets, event `transmission_disconnected` with a `transmission` object (the sign-request
+  flags `is_complete`, `has_error`, and `files_url`).
+A callback is read by its payload first (status code), then by the official event name, then by
+its flags and the words of an unlisted event name.
 """
 
 from __future__ import annotations
@@ -54,6 +60,31 @@ STATUS_CODES: dict[str, Outcome] = {
         "Bad destination (the number has been banned)",
     ),
     "error_unknown": (JobStatus.FAILED, FailureReason.UNKNOWN, "Unknown error"),
+    # The reference page's "Fax Error Codes" table; the openapi.yaml enum lacks it.
+    "error_file": (
+        JobStatus.FAILED,
+        FailureReason.FILE_ERROR,
+        "Error processing the provided file",
+    ),
+}
+# The fax events of hellosign-openapi examples/json/EventCallbackFax*.json. Their `transmission`
+# carries no status code and flags that contradict the name, so the name is the outcome.
+INBOUND_EVENT = "fax_received"  # EventCallbackFaxReceived.json
+EVENTS: dict[str, Outcome] = {
+    "fax_sent": (JobStatus.DELIVERED, None, "Fax sent"),
+    "fax_on_hold": (JobStatus.FAILED, FailureReason.ON_HOLD, "On hold: the account is unconfirmed"),
+    "fax_busy": (JobStatus.FAILED, FailureReason.BUSY, "Busy signal"),
+    "fax_no_answer": (JobStatus.FAILED, FailureReason.NO_ANSWER, "No answer"),
+    "fax_disconnected": (
+        JobStatus.FAILED,
+        FailureReason.DISCONNECTED,
+        "Line disconnected or unreachable",
+    ),
+    "fax_blacklisted": (
+        JobStatus.FAILED,
+        FailureReason.BLOCKED_DESTINATION,
+        "The number is blacklisted",
+    ),
 }
 # Words of an event name that say why a fax failed, for a callback whose payload says only that
 # it failed (`has_error`), like the official `transmission_disconnected` sample.
@@ -79,6 +110,11 @@ def status_outcome(code: str) -> Outcome | None:
     return None
 
 
+def event_outcome(event_type: str) -> Outcome | None:
+    """The outcome an official fax event name stands for (EVENTS), None for any other name."""
+    return EVENTS.get(event_type.strip().lower())
+
+
 def failure_from_words(event_type: str) -> FailureReason:
     name = event_type.lower()
     return next((r for pattern, r in _FAILURE_WORDS if pattern.search(name)), FailureReason.UNKNOWN)
@@ -102,6 +138,15 @@ def callback_payload(request: CallbackRequest) -> dict[str, Any]:
         payload = json.loads(raw)
     except ValueError as exc:
         raise CallbackError(f"unreadable Dropbox Sign callback: {exc}") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("Transaction"), dict):
+        # developers.hellosign.com/docs/fax/v3migration: DefaultOutboundFaxCallbackUrl and
+        # DefaultInboundFaxCallbackUrl keep getting the v1 format, which carries no event_hash.
+        raise CallbackError(
+            "a Dropbox Fax v1 callback (`Transaction`, no event_hash) reached the Dropbox Sign "
+            "v3 URL: clear the account's DefaultOutboundFaxCallbackUrl/"
+            "DefaultInboundFaxCallbackUrl or point them at a hellofax provider, and set this URL "
+            "as the fax API callback URL on the API settings page"
+        )
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), dict):
         raise CallbackError("Dropbox Sign callback without an `event` object")
     return payload
@@ -116,16 +161,18 @@ class Transmission:
 
     @property
     def fax_id(self) -> str | None:
-        """`fax_id` first (FaxResponse), then `transmission_id` (test_fixtures/FaxResponse.json),
-        and only then the last segment of `files_url`, which in the official examples is not the
-        fax id (FaxGetResponse.json: fax_id c2e9…, files_url …/2b38…)."""
+        """`fax_id` first (FaxResponse), then `transmission_id`, then the last segment of
+        `final_copy_uri`, and only then that of `files_url`. test_fixtures/FaxResponse.json has
+        fax_id = transmission_id = the final_copy_uri segment (c2e9…) but files_url …/2b38…;
+        the fax events (EventCallbackFax*.json) carry no fax_id, only the two URLs."""
         for key in ("fax_id", "transmission_id"):
             value = self.record.get(key)
             if isinstance(value, str | int) and str(value).strip():
                 return str(value).strip()
-        url = self.record.get("files_url")
-        if isinstance(url, str) and url.rstrip("/"):
-            return url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or None
+        for key in ("final_copy_uri", "files_url"):
+            segment = _last_segment(self.record.get(key))
+            if segment:
+                return segment
         return None
 
     @property
@@ -160,6 +207,12 @@ class Transmission:
         if isinstance(flag, bool):
             return "inbound" if flag else "outbound"
         return None
+
+
+def _last_segment(url: Any) -> str | None:
+    if not isinstance(url, str) or not url.strip().rstrip("/"):
+        return None
+    return url.strip().split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or None
 
 
 def transmission_of(payload: dict[str, Any]) -> Transmission | None:

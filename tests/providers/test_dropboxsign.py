@@ -122,6 +122,7 @@ async def test_emulator_takes_the_official_examples_digits_and_the_seeds_to_and_
         ("error_disconnected", JobStatus.FAILED, FailureReason.DISCONNECTED),
         ("error_unknown", JobStatus.FAILED, FailureReason.UNKNOWN),
         ("error_could_not_fax", JobStatus.FAILED, FailureReason.UNKNOWN),
+        ("error_file", JobStatus.FAILED, FailureReason.FILE_ERROR),  # api/reference/fax table
         ("error_new_in_some_release", JobStatus.FAILED, FailureReason.UNKNOWN),
     ],
 )
@@ -155,6 +156,19 @@ async def test_a_deleted_fax_is_forgotten_and_waits_out_the_callback_retries(
     # Callbacks are retried "over approximately 3 days" (developers.hellosign.com glossary).
     assert provider.forgotten_after_s() == 78 * 3600
     assert not provider.redials_natively  # FaxSendRequest has no retry option
+
+
+async def test_a_fax_answered_410_deleted_is_forgotten_too(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax_id = (await provider.send(make_fax())).provider_fax_id
+    # examples/json/Error410Response.json
+    body = {"error": {"error_msg": "This resource has been deleted.", "error_name": "deleted"}}
+    harness.fail_next(410, body)
+
+    assert await provider.status(fax_id) is None
+    harness.fail_next(410, body)
+    await provider.delete(fax_id)  # gone already: done, no error
 
 
 # -- reconciliation ------------------------------------------------------------------------
@@ -251,6 +265,31 @@ async def test_rate_limit_waits_until_x_ratelimit_reset_and_is_no_attempt(
     assert caught.value.rate_limited
     assert caught.value.retry_after_s is not None and 40 <= caught.value.retry_after_s <= 45
     assert "Too many requests." in str(caught.value)
+
+
+async def test_the_official_send_answer_with_no_transmissions_is_submitted(
+    harness: DropboxSignHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # test_fixtures/FaxSendResponse.json: `transmissions: []`, `metadata: []`, files_url of
+    # another id than fax_id.
+    fax_id = "c2e9691c85d9d6fa6ae773842e3680b2b8650f1d"
+    record = {
+        "fax_id": fax_id,
+        "title": "example title",
+        "original_title": "example original title",
+        "subject": "example subject",
+        "message": "example message",
+        "metadata": [],
+        "created_at": 1726774555,
+        "sender": "me@dropboxsign.com",
+        "transmissions": [],
+        "files_url": "https://api.hellosign.com/v3/fax/files/2b388914e3ae3b738bd4e2ee2850c677e6dc53d2",
+    }
+    harness.fail_next(200, {"fax": record})
+
+    result = await provider.send(make_fax())
+
+    assert (result.provider_fax_id, result.status) == (fax_id, JobStatus.SUBMITTED)
 
 
 async def test_a_send_answered_200_without_a_fax_id_may_be_sent_never_refused(

@@ -87,6 +87,19 @@ async def test_a_callback_without_its_json_field_is_a_callback_error(
         )
 
 
+async def test_a_v1_callback_at_the_v3_url_is_refused_and_says_where_it_belongs(
+    provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    # v3migration: the v1 callback URLs "remain in the v1 format" (help.dropbox.com sample).
+    v1 = {"Transaction": {"Guid": "ab" * 20, "StatusCode": "S", "ErrorCode": None}}
+    with pytest.raises(CallbackError) as caught:
+        await provider.parse_callback(await to_request(events.as_callback(v1)))
+
+    assert "v1 callback" in str(caught.value)
+    assert "DefaultOutboundFaxCallbackUrl" in str(caught.value)
+    assert not isinstance(caught.value, CallbackAuthError)
+
+
 # -- the official sample -------------------------------------------------------------------
 async def test_the_official_transmission_disconnected_sample_fails_the_job_as_disconnected(
     harness: DropboxSignHarness,
@@ -110,6 +123,63 @@ async def test_the_official_transmission_disconnected_sample_fails_the_job_as_di
     assert update.provider_code == "transmission_disconnected"
     assert update.at is not None and update.at.timestamp() == 1738001529  # the event_time
     assert (result.unclassified, result.reply_body) == ([], REPLY)
+
+
+# -- the seven official fax events ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("event_type", "status", "reason"),
+    [
+        ("fax_sent", JobStatus.DELIVERED, None),
+        ("fax_on_hold", JobStatus.FAILED, FailureReason.ON_HOLD),
+        ("fax_busy", JobStatus.FAILED, FailureReason.BUSY),
+        ("fax_no_answer", JobStatus.FAILED, FailureReason.NO_ANSWER),
+        ("fax_disconnected", JobStatus.FAILED, FailureReason.DISCONNECTED),
+        ("fax_blacklisted", JobStatus.FAILED, FailureReason.BLOCKED_DESTINATION),
+    ],
+)
+async def test_each_official_fax_event_example_settles_the_job_it_names(
+    harness: DropboxSignHarness,
+    provider: FaxProvider[Any],
+    make_fax: MakeFax,
+    to_request: ToRequest,
+    event_type: str,
+    status: JobStatus,
+    reason: FailureReason | None,
+) -> None:
+    # hellosign-openapi examples/json/EventCallbackFax*.json: no fax_id, no status code, and
+    # `is_complete: false` even for fax_sent (`has_error: false` for fax_on_hold): only the
+    # event name tells. The fax id is the final_copy_uri segment, not the files_url one.
+    fax = make_fax()
+    sent = await _sent(provider, harness, fax)
+    callback = events.official_event(API_KEY, event_type, sent, event_time=1738001529)
+    transmission = _payload(callback)["transmission"]
+    assert "fax_id" not in transmission and "transmissions" not in transmission
+    assert transmission["is_complete"] is False
+    assert not transmission["files_url"].endswith(sent.fax_id)
+
+    result = await provider.parse_callback(await to_request(callback))
+
+    [update] = result.updates
+    assert (update.status, update.reason, update.provider_code) == (status, reason, event_type)
+    assert (update.provider_fax_id, update.job_id, update.round) == (sent.fax_id, fax.job_id, 0)
+    assert (result.inbound, result.unclassified, result.reply_body) == ([], [], REPLY)
+
+
+async def test_a_fax_event_with_only_a_files_url_takes_its_segment(
+    harness: DropboxSignHarness,
+    provider: FaxProvider[Any],
+    make_fax: MakeFax,
+    to_request: ToRequest,
+) -> None:
+    sent = await _sent(provider, harness, make_fax())
+    payload = _payload(events.official_event(API_KEY, "fax_busy", sent))
+    del payload["transmission"]["final_copy_uri"]
+    result = await provider.parse_callback(await to_request(events.as_callback(payload)))
+
+    [update] = result.updates
+
+    assert update.provider_fax_id == sent.file_id  # the last resort: better than no fax at all
+    assert update.reason is FailureReason.BUSY
 
 
 # -- read by payload, whatever the event name -----------------------------------------------
@@ -242,9 +312,12 @@ async def test_inbound_fax_numbers_and_document(
 
     assert (inbound.from_number, inbound.to_number) == ("+12125550199", "+12125550100")
     assert document == pdf
+    # EventCallbackFaxReceived.json names no number: the fax record is asked for them.
     assert [(r.method, r.path) for r in harness.requests[start:]] == [
-        ("GET", f"/v3/fax/files/{inbound.provider_fax_id}")
+        ("GET", f"/v3/fax/{inbound.provider_fax_id}"),
+        ("GET", f"/v3/fax/files/{inbound.provider_fax_id}"),
     ]
+    assert _payload(callback)["event"]["event_type"] == "fax_received"
 
 
 def _provider_with_line(http_client: httpx.AsyncClient, harness: DropboxSignHarness) -> Any:

@@ -66,6 +66,41 @@ def test_the_official_disconnected_sample_ends_the_job_and_gets_its_reply(
     assert report["Subject"].startswith("Fax to +1 212-555-0123 failed")
 
 
+def test_the_official_fax_sent_event_delivers_and_the_purge_deletes_that_very_fax(
+    emulator: DropboxSignHarness,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    tmp_path: Path,
+) -> None:
+    # examples/json/EventCallbackFaxSent.json names the fax only by its URLs; the job must keep
+    # the fax_id the send gave, or `delete_after_delivery` would delete some other id (a 404,
+    # "gone already") and leave the document at Dropbox Sign.
+    config = provider_faxbox_config(make_config, emulator)  # type: ignore[arg-type]
+    data = config.model_dump(by_alias=True, mode="json")
+    data["faxboxes"][0]["delete_after_delivery"] = True
+    data["worker"]["sweep_interval_s"] = 0.2
+    config = Config.model_validate(data)
+    register_callbacks(config, emulator)  # type: ignore[arg-type]
+    bridge = start_bridge(config)
+    send_scan(bridge, tmp_path)
+    job = submitted_job(bridge)
+    [fax_id] = emulator.state.faxes
+
+    reply = emulator.complete(fax_id, "delivered")
+
+    assert (reply.status_code, reply.text) == (200, REPLY)
+    job = final_job(bridge, TO)
+    assert (job["status"], job["provider_code"], job["provider_fax_id"]) == (
+        "delivered",
+        "fax_sent",
+        fax_id,
+    )
+    (report,) = maildir_messages(bridge)
+    assert report["Subject"].startswith("Fax to +1 212-555-0123 delivered")
+    wait_for(lambda: not emulator.state.faxes, what="the fax to be deleted at Dropbox Sign")
+    assert ("DELETE", f"/v3/fax/{fax_id}") in [(r.method, r.path) for r in emulator.requests]
+
+
 def test_a_callback_without_fax_news_is_kept_for_explain_and_answered(
     bridge: BridgeThread, emulator: DropboxSignHarness
 ) -> None:

@@ -5,16 +5,19 @@
   `event {event_time, event_type, event_hash, event_metadata}`.
 - `event_hash`: hex HMAC-SHA256 of event_time + event_type under the API key
   (dropbox-sign-python `dropbox_sign/event_callback_helper.py`).
-- The fax object: help.dropbox.com "callback-event-example-dropbox-fax-api" shows the one fax
-  sample, `"event_type": "transmission_disconnected"`, `account_guid`, `client_id: null` and a
-  `transmission` object (test_mode, title, original_title, subject, message … the sign-request
-  flags is_complete / has_error and files_url); developers.hellosign.com/docs/fax/v3migration
-  shows `transmission` with `test_mode` and `signature_request_id: ""`. `SAMPLE_FIELDS` is that.
-- Sources are silent on the other fax events (the OpenAPI event enum has none; the 2026-09-03
-  changelog mentions "seven Fax API v3 events" without names). For them the emulator adds the
-  FaxResponse fields of openapi.yaml (`fax_id`, `transmissions[].status_code` …) to the sample's
-  object and names the event `transmission_<status code>`: an invented name the adapter must not
-  rely on (tests rename events freely).
+- The seven fax events (`official_event`): hellosign-openapi `examples/json/EventCallbackFaxSent,
+  FaxReceived, FaxOnHold, FaxBusy, FaxNoAnswer, FaxDisconnected, FaxBlacklisted.json` (the
+  "seven Fax API v3 events" of the 2026-09-03 changelog; the openapi.yaml enum does not list
+  them yet). Each is `event` + a `transmission` object with no fax_id, no status code, and
+  `is_complete: false` even for `fax_sent`; `has_error` is true for the four failures only.
+- The account-callback sample (`sample_callback`): help.dropbox.com
+  "callback-event-example-dropbox-fax-api", `"event_type": "transmission_disconnected"`,
+  `account_guid`, `client_id: null` and a `transmission` object (test_mode, title, … the
+  sign-request flags is_complete / has_error and files_url); developers.hellosign.com/docs/fax/
+  v3migration shows `transmission` with `test_mode` and `signature_request_id: ""`.
+- `fax_callback` is no official sample: the sample's object with the FaxResponse fields of
+  openapi.yaml added (`fax_id`, `transmissions[].status_code`), under any event name, for the
+  adapter's lenient reading of a payload that does carry a status code.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ from tests.providers.harness import CallbackHTTP
 
 ACCOUNT_ID = "63522885f9261e2b04eea043933ee7313eb674fd"  # test_fixtures/EventCallbackHelper_*
 SAMPLE_EVENT = "transmission_disconnected"  # help.dropbox.com fax callback sample
+# examples/json/EventCallbackFax*.json: the event name and its `has_error` flag.
+OFFICIAL_EVENTS = {
+    "fax_sent": False,
+    "fax_received": False,
+    "fax_on_hold": False,
+    "fax_busy": True,
+    "fax_no_answer": True,
+    "fax_disconnected": True,
+    "fax_blacklisted": True,
+}
 
 
 def event_hash(key: str, event_time: str, event_type: str) -> str:
@@ -55,6 +68,66 @@ def sample_fields(fax: Any) -> dict[str, Any]:
         "files_url": fax.files_url(),
         "final_copy_uri": f"/v3/transmission/final_copy/{fax.fax_id}",
     }
+
+
+def official_event(
+    key: str, event_type: str, fax: Any, event_time: int | None = None
+) -> CallbackHTTP:
+    """One of the seven fax events, keyed as examples/json/EventCallbackFax*.json: no
+    account_guid or client_id beside `event`, no event_message, and a `transmission` whose
+    final_copy_uri ends in the fax id (test_fixtures/FaxResponse.json) and whose files_url is
+    the fax's own (another id, as in FaxGetResponse.json)."""
+    when = str(event_time if event_time is not None else int(time.time()))
+    transmission = {
+        "test_mode": fax.test_mode,
+        "signature_request_id": "",
+        "title": fax.title,
+        "original_title": fax.title,
+        "subject": None,
+        "message": fax.cover.get("cover_page_message"),
+        "metadata": {},
+        "created_at": fax.created_at,
+        "is_complete": False,
+        "is_declined": False,
+        "has_error": OFFICIAL_EVENTS[event_type],
+        "files_url": fax.files_url(),
+        "cc_email_addresses": [],
+        "final_copy_uri": f"/v3/transmission/final_copy/{fax.fax_id}",
+        "template_ids": [],
+        "custom_fields": [],
+        "attachments": [],
+        "response_data": [],
+        "signatures": [],
+    }
+    payload = {
+        "event": {
+            "event_time": when,
+            "event_type": event_type,
+            "event_hash": event_hash(key, when, event_type),
+            "event_metadata": {
+                "related_signature_id": None,
+                "reported_for_account_id": ACCOUNT_ID,
+                "reported_for_app_id": None,
+            },
+        },
+        "transmission": transmission,
+    }
+    return as_callback(payload)
+
+
+def callback_test(key: str, event_time: int | None = None) -> CallbackHTTP:
+    """examples/json/EventCallbackCallbackTest.json: the `event` alone, for no account."""
+    when = str(event_time if event_time is not None else int(time.time()))
+    metadata = dict.fromkeys(
+        ("related_signature_id", "reported_for_account_id", "reported_for_app_id")
+    )
+    event = {
+        "event_time": when,
+        "event_type": "callback_test",
+        "event_hash": event_hash(key, when, "callback_test"),
+        "event_metadata": metadata,
+    }
+    return as_callback({"event": event})
 
 
 def signed(

@@ -3,8 +3,9 @@
 Routes follow hellosign/hellosign-openapi @ad21451 `openapi.yaml` (paths, FaxSendRequest,
 FaxResponse, ErrorResponse, the X-RateLimit headers) and the examples it references
 (`examples/json/Fax*.json`, `examples/json/Error*Response.json`, `test_fixtures/Fax*.json`).
-Callbacks are built in `_dropboxsign_events` from the help.dropbox.com fax sample. Where the
-sources say nothing, each route says what it chose.
+Callbacks are built in `_dropboxsign_events` from the official fax event examples
+(`examples/json/EventCallbackFax*.json`) and the help.dropbox.com sample. Where the sources say
+nothing, each route says what it chose.
 """
 
 from __future__ import annotations
@@ -35,15 +36,28 @@ ACCOUNT_EMAIL = "me@dropboxsign.com"  # examples/json/FaxGetResponse.json `sende
 FAX_LINES = ["12125550100"]  # test_fixtures/FaxLineListResponse.json writes `14155557897`
 RATE_LIMIT = 100  # components/headers X-RateLimit-Limit example
 RATE_LIMIT_RESET_S = 30
-# FaxResponseTransmission.status_code enum (openapi.yaml) + `on_hold` (api/reference/fax page).
+# FaxResponseTransmission.status_code enum (openapi.yaml) + `on_hold`, `error_file` (the
+# api/reference/fax page's tables): what `GET /fax/{id}` shows once a fax has ended.
 STATUS_CODES = {"sending": "transmitting", "delivered": "success"}
 FAILURE_CODES = {
     "busy": "error_busy",
     "no_answer": "error_no_answer",
     "bad_number": "error_bad_destination",
+    "blocked_destination": "error_bad_destination",  # "The line has been banned"
     "disconnected": "error_disconnected",
     "on_hold": "on_hold",
+    "file_error": "error_file",
     "unknown": "error_unknown",
+}
+# The official fax event for each outcome (examples/json/EventCallbackFax*.json); the others
+# (transmitting, bad number, file error, unknown) have no event in any official source.
+EVENTS = {
+    ("delivered", None): "fax_sent",
+    ("failed", "busy"): "fax_busy",
+    ("failed", "no_answer"): "fax_no_answer",
+    ("failed", "disconnected"): "fax_disconnected",
+    ("failed", "blocked_destination"): "fax_blacklisted",
+    ("failed", "on_hold"): "fax_on_hold",
 }
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -102,6 +116,8 @@ class Fax:
             "sender": ACCOUNT_EMAIL,
             "transmissions": [leg],
             "files_url": self.files_url(),
+            # test_fixtures/FaxResponse.json: the final copy is named by the fax id.
+            "final_copy_uri": f"/v3/transmission/final_copy/{self.fax_id}",
         }
 
 
@@ -269,8 +285,8 @@ def build_app(state: DropboxSignState) -> Starlette:
 
 class DropboxSignHarness(CallsBack):
     provider_type = "dropboxsign"
-    # Reasons a transmission status code names (blocked and file errors have none).
-    supported_failures = tuple(FAILURE_CODES)
+    # The failures an official fax event reports (EVENTS).
+    supported_failures = tuple(str(reason) for status, reason in EVENTS if status == "failed")
 
     def __init__(self, state: DropboxSignState, recorder: Recorder, url: str) -> None:
         self.state = state
@@ -321,14 +337,15 @@ class DropboxSignHarness(CallsBack):
     def status_callback(
         self, provider_fax_id: str, status: str, reason: str | None = None
     ) -> CallbackHTTP:
-        fax = self._finish(provider_fax_id, status, reason)
-        if (status, reason) == ("failed", "disconnected"):
-            return events.sample_callback(API_KEY, fax)  # the official sample, as it is
-        return events.fax_callback(API_KEY, fax)
+        """The official fax event for the outcome, as examples/json/EventCallbackFax*.json."""
+        name = EVENTS.get((status, reason))
+        if name is None:
+            raise NotImplementedError(f"Dropbox Sign has no fax event for {status!r} {reason!r}")
+        return events.official_event(API_KEY, name, self._finish(provider_fax_id, status, reason))
 
     def inbound_callback(self, from_number: str, to_number: str, pdf: bytes) -> CallbackHTTP:
-        """No source shows a received fax's callback: the fax record as FaxResponse has it
-        (numbers as digits, the account's e-mail as `sender`), event name invented."""
+        """examples/json/EventCallbackFaxReceived.json: `fax_received`, a `transmission` with no
+        numbers; `GET /fax/{id}` has them (digits, the account's e-mail as `sender`)."""
         fax = Fax(
             fax_id=secrets.token_hex(20),
             recipient=to_number.lstrip("+"),
@@ -340,12 +357,11 @@ class DropboxSignHarness(CallsBack):
             sent_at=int(time.time()),
         )
         self.state.faxes[fax.fax_id] = fax
-        return events.fax_callback(API_KEY, fax, "transmission_received")
+        return events.official_event(API_KEY, "fax_received", fax)
 
     def unclassifiable_callback(self) -> CallbackHTTP:
-        """`callback_test` (OpenAPI event enum) with the `account` object it is sent with."""
-        account = {"account_id": events.ACCOUNT_ID, "email_address": ACCOUNT_EMAIL}
-        return events.signed(API_KEY, "callback_test", {"account": account})
+        """`callback_test` (OpenAPI event enum), as examples/json/EventCallbackCallbackTest.json."""
+        return events.callback_test(API_KEY)
 
     def forged(self, callback: CallbackHTTP) -> CallbackHTTP:
         """Same payload, but the event_hash signed with a key that is not ours."""
