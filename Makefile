@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-CONFIG ?= config.example.yaml
+# `make run CONFIG=/etc/faxbridge/config.yaml`; by default config.yaml once you made one.
+CONFIG ?= $(if $(wildcard config.yaml),config.yaml,config.example.yaml)
 # Debian packages the tests and benchmarks drive: swaks (SMTP client), postfix (smtp-source
 # only; no daemon is configured), poppler-utils, ghostscript, libtiff-tools, qpdf, fonts, and
 # chromium (headless, for the web console test).

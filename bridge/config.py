@@ -26,6 +26,7 @@ from bridge.errors import ConfigError
 from bridge.models import CoverPolicy, Redial, RedialPolicy
 
 DEFAULT_CONFIG_NAME = "config.yaml"
+EXAMPLE_CONFIG_NAME = "config.example.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -529,11 +530,16 @@ def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
         return Path(path)
     if env := os.environ.get("FAXBRIDGE_CONFIG"):
         return Path(env)
-    return Path(DEFAULT_CONFIG_NAME)
+    default = Path(DEFAULT_CONFIG_NAME)
+    # In a fresh checkout, as `make run` does: the example, until a config.yaml exists.
+    if not default.exists() and Path(EXAMPLE_CONFIG_NAME).exists():
+        return Path(EXAMPLE_CONFIG_NAME)
+    return default
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load and validate the config from -c, else $FAXBRIDGE_CONFIG, else ./config.yaml."""
+    """Load and validate the config from -c, else $FAXBRIDGE_CONFIG, else ./config.yaml (else
+    ./config.example.yaml, in a checkout that has no config.yaml yet)."""
     resolved = resolve_config_path(path)
     try:
         text = resolved.read_text(encoding="utf-8")

@@ -8,7 +8,8 @@
     faxbridge auth list|unlock USER                     auth.py
 
 Every subcommand takes `-c/--config FILE` after its name; without it `$FAXBRIDGE_CONFIG`, else
-`./config.yaml`. Set `FAXBRIDGE_DEBUG=1` to see the traceback of an unexpected error.
+`./config.yaml`, else `./config.example.yaml` (a fresh checkout, as `make run` serves).
+Set `FAXBRIDGE_DEBUG=1` to see the traceback of an unexpected error.
 """
 
 from __future__ import annotations

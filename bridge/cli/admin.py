@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from bridge.cli.common import add_command, config_of
 from bridge.cli.output import CommandError, mask_url, paragraph
-from bridge.config import DEFAULT_CONFIG_NAME, Config, parse_config
+from bridge.config import Config, parse_config, resolve_config_path
 
 if TYPE_CHECKING:
     from bridge.cli.common import Subcommands
@@ -80,7 +80,7 @@ def preview(args: argparse.Namespace) -> int:
 
 
 def _default_config_exists() -> bool:
-    return bool(os.environ.get("FAXBRIDGE_CONFIG")) or Path(DEFAULT_CONFIG_NAME).exists()
+    return bool(os.environ.get("FAXBRIDGE_CONFIG")) or resolve_config_path(None).exists()
 
 
 def default_preview_config() -> Config:

@@ -28,7 +28,10 @@ def add_command(
         "-c",
         "--config",
         metavar="FILE",
-        help="configuration file (default: $FAXBRIDGE_CONFIG, else ./config.yaml)",
+        help=(
+            "configuration file (default: $FAXBRIDGE_CONFIG, else ./config.yaml, else "
+            "./config.example.yaml)"
+        ),
     )
     cmd.set_defaults(func=func)
     return cmd
