@@ -89,8 +89,10 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
         the reference in its comment when it carries one."""
         raw = str(record.get("status") or "")
         status, reason = classify(raw, pending=pending)
+        # `description` says "OK" even beside a failure (apidoc "Get a fax record" example):
+        # only words of its own are kept, else Fax.Plus's documented meaning of the status.
         text = record.get("description")
-        if not isinstance(text, str) or not text or text.upper() == "OK":
+        if not isinstance(text, str) or text.strip().upper() in ("", "OK", raw.upper()):
             text = TEXTS.get(raw)
         update = StatusUpdate(
             provider_fax_id=str(record.get("id") or ""),

@@ -41,12 +41,14 @@ from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, ser
 ACCESS_TOKEN = "fp-test-access-token"
 CLIENT_ID = "fp-test-client"
 
-# Which Fax.Plus status (docs/FaxStatus.md) the emulator reports for each failure reason.
+# Which Fax.Plus status (docs/FaxStatus.md) the emulator reports for each failure reason, by
+# the meanings of apidoc.fax.plus/concepts/fax: a dropped call is `partially_sent` ("the call
+# dropped due to connection issues"); `failed_normal_clearing` is busy there, not a drop.
 FAILURE_STATUSES = {
     "busy": "failed_user_busy",
     "no_answer": "failed_no_answer",
     "bad_number": "failed_unallocated_number",
-    "disconnected": "failed_normal_clearing",
+    "disconnected": "partially_sent",
     "file_error": "failed_office_converter_issue",
     "on_hold": "insufficient_credit",
     "unknown": "failed",
