@@ -101,7 +101,10 @@ class FaxPlusProvider(FaxPlusLookup):
             params={"format": "pdf"},
             files={"fax_file": (f"{fax.job_id}.pdf", pdf, "application/pdf")},
         )
-        path = answer(upload).get("path")
+        # docs/FilePath.md names it `path`; docs/FilesApi.md upload_file's text says
+        # "you would receive a `file_path`": either is read.
+        body = answer(upload)
+        path = body.get("path") or body.get("file_path")
         if not isinstance(path, str) or not path:
             raise PermanentProviderError(f"{self.name}: the upload answer names no file path")
 
@@ -180,6 +183,15 @@ class FaxPlusProvider(FaxPlusLookup):
         # "might differ from the one returned by listFaxes" (apidoc.fax.plus/concepts/webhook).
         fax_id = str(hook.get("id") or data.get("id") or "")
         if event == "fax_received" and fax_id:
+            if str(data.get("status") or "") == "in_progress":
+                # apidoc.fax.plus/concepts/fax: "currently being received" (fax streaming).
+                # Recorded now, the fax would be mailed unfinished and its final webhook taken
+                # for a repeat: kept instead, the final one is recorded.
+                return _kept(
+                    "a Fax.Plus fax_received webhook for a fax still being received",
+                    event,
+                    fax_id,
+                )
             return CallbackResult(inbound=[self._inbound(fax_id, data)])
         if event != "fax_sent" or not fax_id or not data.get("status"):
             what = "names no fax" if not fax_id else "has no status"
@@ -260,15 +272,29 @@ class FaxPlusProvider(FaxPlusLookup):
         )
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
+        """`GET /files/{id}?format=pdf` (docs/FilesApi.md get_file), by every id that names the
+        file: the fax (`hook.id`), the session (`data.id`: both "can be used with the API getFile
+        handle", docs/WebhookCallbackData.md), then `data.file`, the "Fax file ID for the
+        getFile handle" (docs/Fax.md), without and with its extension."""
         if fax.document is not None:
             return fax.document
-        response = await self.call(
-            "GET",
-            self.account_path("files", fax.provider_fax_id),
-            params={"format": "pdf"},
-            headers={"Accept": "application/pdf"},
+        file = str(fax.raw.get("file") or "")
+        names = [fax.provider_fax_id, str(fax.raw.get("id") or ""), file.rsplit(".", 1)[0], file]
+        tried = [n for n in dict.fromkeys(names) if n]
+        for name in tried:
+            response = await self.call_or_forgotten(
+                "GET",
+                self.account_path("files", name),
+                params={"format": "pdf"},
+                headers={"Accept": "application/pdf"},
+            )
+            if response is not None:
+                return response.content
+        raise PermanentProviderError(
+            f"{self.name}: Fax.Plus has no file for inbound fax {fax.provider_fax_id} "
+            f"(tried {', '.join(tried)})",
+            code="404",
         )
-        return response.content
 
     # -- cancel, delete, lines -----------------------------------------------------------
     async def cancel(self, provider_fax_id: str) -> None:

@@ -131,7 +131,10 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
             start = max(oldest, until - span)
             params = {
                 "category": "sent",
-                "after": format_time(start),
+                # Whether `after` takes in its own second is not documented ("records from that
+                # date"): asked one second earlier, a fax on a window's edge is never missed
+                # (seen twice at worst, and counted once).
+                "after": format_time(start - timedelta(seconds=1)),
                 "before": format_time(until),
                 "limit": str(PAGE),
             }

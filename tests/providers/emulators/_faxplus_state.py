@@ -31,6 +31,12 @@ def new_id() -> str:
     return secrets.token_hex(12)  # 24 hex digits, like the ids in the apidoc examples
 
 
+def new_file_id() -> str:
+    """A fax's `file`: 32 hex digits and `.tiff`, unlike its id (the apidoc "Get a fax record"
+    example: id `5e7de3ad…`, file `ec28edc2….tiff`)."""
+    return f"{secrets.token_hex(16)}.tiff"
+
+
 def page_count(pdf: bytes) -> int:
     try:
         return len(PdfReader(io.BytesIO(pdf)).pages)
@@ -87,6 +93,10 @@ class FaxPlusState:
     # Sends still to be answered without `ids` although queued (a reply shape no source
     # shows, but a 2xx the adapter must not take for a refusal).
     answers_without_ids: int = 0
+    # docs/FaxesApi.md list_faxes says `after` gives "records from that date" and `before`
+    # "records before that date": served so (`after` inclusive). True serves the other reading
+    # the words allow, `after` exclusive, which an adapter must survive too.
+    after_exclusive: bool = False
 
     def queue(self, body: dict[str, Any], number: str, pages: int) -> str:
         outbox_id = new_id()
@@ -115,6 +125,18 @@ class FaxPlusState:
             return any_id
         return self.sent_from.get(any_id) or self.sessions.get(any_id)
 
+    def is_after(self, start_time: str, after: str) -> bool:
+        """Whether a record started at `start_time` is within `after=` (see `after_exclusive`)."""
+        return start_time > after if self.after_exclusive else start_time >= after
+
+    def fax_id_for_file(self, file_id: str) -> str | None:
+        """The fax record whose `file` is `file_id`, with or without its extension."""
+        for fax_id, record in self.faxes.items():
+            file = str(record.get("file") or "")
+            if file_id and file_id in (file, file.rsplit(".", 1)[0]):
+                return fax_id
+        return None
+
     def complete(self, any_id: str, raw_status: str, *, redialled: bool = False) -> Sent:
         """The outbox fax `any_id` ends as `raw_status`: it leaves the outbox and becomes a fax
         record under a new id. `redialled`: Fax.Plus dialled more than once, so the faxing
@@ -139,10 +161,11 @@ class FaxPlusState:
             "comment": comment.get("text", "") if isinstance(comment, dict) else str(comment),
             "cost": queued.get("page_count", 1),
             "cost_details": {"multiplier": 1, "notification_cost": 0},
-            "description": "OK" if raw_status == "success" else raw_status,
+            # The apidoc "Get a fax record" example says "OK" beside `"status": "failed"`.
+            "description": "OK",
             "direction": "outgoing",
             "duration": 0,
-            "file": f"{fax_id}.tiff",
+            "file": new_file_id(),
             "file_name": f"fax-to-{queued['to'][0].lstrip('+')}",
             "from_number": queued.get("src", ACCOUNT_NUMBER),
             "header": None,

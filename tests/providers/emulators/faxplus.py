@@ -30,6 +30,7 @@ from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.emulators._faxplus_state import (
     USER_ID,
     FaxPlusState,
+    new_file_id,
     new_id,
     now_text,
     page_count,
@@ -171,7 +172,7 @@ def build_app(state: FaxPlusState) -> Starlette:
             for record in state.faxes.values()
             if category != "spam"  # the emulator marks nothing as spam
             and direction in (None, record.get("direction"))
-            and (after is None or record["start_time"] >= after)
+            and (after is None or state.is_after(record["start_time"], after))
             and (before is None or record["start_time"] < before)
         ]
         return JSONResponse({"data": {"records": rows[:limit]}})
@@ -192,11 +193,14 @@ def build_app(state: FaxPlusState) -> Starlette:
         return JSONResponse(state.faxes[fax_id])
 
     # docs/FilesApi.md get_file; docs/WebhookCallbackData.md: the session id and the fax id
-    # "can be used with the API getFile handle".
+    # "can be used with the API getFile handle"; docs/Fax.md: `file` is the "Fax file ID for
+    # the getFile handle" (served with or without its extension).
     async def download(request: Request) -> Response:
         if denied := await guard(request):
             return denied
-        fax_id = state.fax_id_for(request.path_params["fax_id"])
+        fax_id = state.fax_id_for(request.path_params["fax_id"]) or state.fax_id_for_file(
+            request.path_params["fax_id"]
+        )
         if fax_id is None or fax_id not in state.documents:
             return _error(404, "not_found", "File not found")
         return Response(state.documents[fax_id], media_type="application/pdf")
@@ -377,7 +381,7 @@ class FaxPlusHarness(CallsBack):
             "owner_id": USER_ID,
             "pages": page_count(pdf),
             "status": "success",
-            "file": f"{fax_id}.tiff",
+            "file": new_file_id(),
             "file_name": f"fax-from-{from_number.lstrip('+')}",
             "start_time": now_text(),
             "to": to_number,

@@ -1,0 +1,226 @@
+"""Fax.Plus: the fresh audit's findings, each against the emulator built from Fax.Plus's material.
+
+Status meanings from apidoc.fax.plus/concepts/fax, both spellings of the upload answer
+(docs/FilesApi.md, docs/FilePath.md), an inbound fax still being received, every id getFile
+takes (docs/WebhookCallbackData.md, docs/Fax.md), the listing's window edges, rate limits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bridge.config import FaxPlusConfig
+from bridge.errors import PermanentProviderError, TransientProviderError
+from bridge.models import FailureReason, JobStatus, OutboundFax, RedialPolicy
+from bridge.providers.base import ProviderContext
+from bridge.providers.faxplus import FaxPlusProvider
+from bridge.providers.faxplus_lookup import CLOCK_SKEW, FIRST_WINDOW
+from tests.providers.conftest import CALLBACK_TOKEN, callback_request
+from tests.providers.emulators.faxplus import FaxPlusHarness, make_harness
+from tests.providers.harness import CallbackHTTP
+from tests.providers.pdfs import make_pdf
+
+JOB = "0190f2a1b3c4d5e6f"
+ACCOUNT = "/v3/accounts/self"
+
+
+@pytest.fixture
+def harness() -> Iterator[FaxPlusHarness]:
+    with make_harness() as running:
+        yield running
+
+
+@pytest.fixture
+async def provider(harness: FaxPlusHarness) -> AsyncIterator[FaxPlusProvider]:
+    config = FaxPlusConfig.model_validate(harness.provider_config(CALLBACK_TOKEN))
+    context = ProviderContext(public_url="http://127.0.0.1:9/bridge", data_dir=Path("."))
+    async with httpx.AsyncClient() as client:
+        yield FaxPlusProvider("faxplus", config, client, context)
+
+
+@pytest.fixture
+def fax(tmp_path: Path) -> OutboundFax:
+    document = tmp_path / "document.pdf"
+    document.write_bytes(make_pdf("the document"))
+    return OutboundFax(
+        job_id=JOB,
+        to="+12125550123",
+        caller_id="+12125550100",
+        document=document,
+        pages=1,
+        cover=None,
+        cover_pdf=None,
+        callback_url="",
+        redial=RedialPolicy(),
+    )
+
+
+def rewritten(callback: CallbackHTTP, **data: object) -> CallbackHTTP:
+    body = json.loads(callback.body)
+    body["data"].update(data)
+    return CallbackHTTP(headers=callback.headers, body=json.dumps(body).encode())
+
+
+# -- what each status means ------------------------------------------------------------------
+async def test_normal_clearing_is_the_busy_line_fax_plus_says_it_is_and_is_redialled(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    """apidoc.fax.plus/concepts/fax: `failed_normal_clearing` "Destination was busy. Wait and
+    retry." A dial that Fax.Plus will redial (still in the outbox) is not the end."""
+    outbox_id = (await provider.send(fax)).provider_fax_id
+
+    redialling = harness.redial_callback(outbox_id, "failed_normal_clearing")
+    (update,) = (await provider.parse_callback(await callback_request(redialling))).updates
+    assert (update.status, update.job_id) == (JobStatus.SUBMITTED, JOB)
+    assert update.provider_text == "The destination was busy; Fax.Plus redials"
+
+    final = harness.raw_callback(outbox_id, "failed_normal_clearing")
+    (update,) = (await provider.parse_callback(await callback_request(final))).updates
+    assert (update.status, update.reason) == (JobStatus.FAILED, FailureReason.BUSY)
+
+
+async def test_a_record_whose_description_repeats_the_code_is_explained_in_words(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    outbox_id = (await provider.send(fax)).provider_fax_id
+    record = harness.state.complete(outbox_id, "failed_no_answer").record
+    record["description"] = "failed_no_answer"
+
+    update = await provider.status(record["id"])
+
+    assert update is not None
+    assert (update.reason, update.provider_text) == (
+        FailureReason.NO_ANSWER,
+        "No answer at the destination",
+    )
+
+
+async def test_in_progress_is_never_read_as_a_failure(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    """`in_progress` (apidoc.fax.plus/concepts/fax) is still under way wherever it shows up."""
+    outbox_id = (await provider.send(fax)).provider_fax_id
+    record = harness.state.complete(outbox_id, "in_progress").record
+
+    update = await provider.status(record["id"])
+
+    assert update is not None and (update.status, update.reason) == (JobStatus.SENDING, None)
+
+
+# -- the upload answer -----------------------------------------------------------------------
+async def test_an_upload_answer_naming_file_path_is_sent_on(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    """docs/FilesApi.md upload_file: "you would receive a `file_path`" (FilePath.md: `path`)."""
+    harness.state.files["/transient-named-file-path.pdf"] = make_pdf("the document")
+    harness.fail_next(200, {"file_path": "/transient-named-file-path.pdf"})
+
+    result = await provider.send(fax)
+
+    assert harness.requests[-1].json()["files"] == ["/transient-named-file-path.pdf"]
+    assert result.provider_fax_id in harness.state.outbox
+
+
+# -- inbound ---------------------------------------------------------------------------------
+async def test_a_fax_still_being_received_is_kept_and_its_final_webhook_recorded(
+    harness: FaxPlusHarness, provider: FaxPlusProvider
+) -> None:
+    pdf = make_pdf("arriving")
+    final = harness.inbound_callback("+13343041234", "+12125550100", pdf)
+    streaming = rewritten(final, status="in_progress")
+
+    early = await provider.parse_callback(await callback_request(streaming))
+    assert early.inbound == [] and early.updates == []
+    [kept] = early.unclassified
+    assert "still being received" in kept.reason
+
+    [inbound] = (await provider.parse_callback(await callback_request(final))).inbound
+    assert await provider.fetch_document(inbound) == pdf
+
+
+async def test_an_inbound_file_is_fetched_by_its_file_id_when_no_fax_id_names_it(
+    harness: FaxPlusHarness, provider: FaxPlusProvider
+) -> None:
+    """docs/Fax.md: `file` is the "Fax file ID for the getFile handle"."""
+    pdf = make_pdf("received")
+    callback = harness.inbound_callback("+13343041234", "+12125550100", pdf)
+    body = json.loads(callback.body)
+    body["hook"]["id"], body["data"]["id"] = "a" * 24, "b" * 24  # ids getFile does not take
+    callback = CallbackHTTP(headers=callback.headers, body=json.dumps(body).encode())
+    file_id = body["data"]["file"].removesuffix(".tiff")
+
+    [inbound] = (await provider.parse_callback(await callback_request(callback))).inbound
+
+    assert await provider.fetch_document(inbound) == pdf
+    tried = [r.path for r in harness.requests if r.path.startswith(f"{ACCOUNT}/files/")]
+    assert tried == [f"{ACCOUNT}/files/{name}" for name in ("a" * 24, "b" * 24, file_id)]
+
+
+async def test_an_inbound_fax_with_no_file_under_any_id_is_a_permanent_error(
+    harness: FaxPlusHarness, provider: FaxPlusProvider
+) -> None:
+    callback = harness.inbound_callback("+13343041234", "+12125550100", make_pdf("gone"))
+    harness.state.documents.clear()
+
+    [inbound] = (await provider.parse_callback(await callback_request(callback))).inbound
+
+    with pytest.raises(PermanentProviderError, match="no file for inbound fax") as caught:
+        await provider.fetch_document(inbound)
+    assert caught.value.code == "404"
+    assert len([r for r in harness.requests if "/files/" in r.path]) == 3  # id, file, file.tiff
+
+
+# -- the sent-fax listing's window edges -----------------------------------------------------
+async def test_a_fax_on_a_window_edge_is_found_whichever_way_after_is_read(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    """docs/FaxesApi.md does not say whether `after` takes in its own second: served here as
+    exclusive, a fax started on the first window's lower edge must still be found."""
+    harness.state.after_exclusive = True
+    edge = datetime.now(UTC).replace(microsecond=0) + CLOCK_SKEW - FIRST_WINDOW
+    for k in range(-3, 4):  # one of them on the edge, whatever second the walk starts in
+        harness.state.seed_sent(
+            1, edge + timedelta(seconds=k), comment=f"faxbridge job {JOB}-r{k + 3}"
+        )
+
+    lookup = await provider.find(fax)
+
+    assert lookup.certain
+    assert sorted(f.round for f in lookup.faxes if f.round is not None) == list(range(7))
+
+
+# -- rate limits -----------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["upload", "outbox"])
+async def test_a_429_while_sending_is_rate_limited_never_an_attempt(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax, which: str
+) -> None:
+    if which == "outbox":
+        harness.state.files["/transient-ok.pdf"] = make_pdf("the document")
+        harness.fail_next(200, {"path": "/transient-ok.pdf"})
+    harness.fail_next(429, {"error": "too_many_requests", "description": "Slow down"})
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(fax)
+
+    assert caught.value.rate_limited and not caught.value.maybe_sent
+    assert caught.value.retry_after_s == 30  # the emulator's Retry-After
+    assert harness.state.outbox == {}
+
+
+async def test_a_429_on_a_status_poll_is_rate_limited(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    outbox_id = (await provider.send(fax)).provider_fax_id
+    harness.fail_next(429, {"error": "too_many_requests"})
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.status(outbox_id, job_id=JOB)
+
+    assert caught.value.rate_limited
+    assert await provider.status(outbox_id, job_id=JOB) is not None
