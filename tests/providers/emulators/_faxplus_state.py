@@ -11,6 +11,7 @@ sent fax gets a new id here.
 from __future__ import annotations
 
 import io
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from pypdf.errors import PyPdfError
 
 USER_ID = "490ae330dbc749f0b6561dafa300f2fb"  # the apidoc webhook example's `uid`
 ACCOUNT_NUMBER = "+12125550100"
+TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")  # "YYYY-MM-DD HH:mm:ss"
 
 
 def now_text(moment: datetime | None = None) -> str:
@@ -97,6 +99,29 @@ class FaxPlusState:
     # "records before that date": served so (`after` inclusive). True serves the other reading
     # the words allow, `after` exclusive, which an adapter must survive too.
     after_exclusive: bool = False
+
+    def refusal(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        """Why `POST /outbox` refuses `body` (`error`, `description`), or None: docs/
+        PayloadOutbox.md's required fields, docs/OutboxCoverPage.md's, apidoc concepts/fax's
+        limits."""
+        to, files = body.get("to"), body.get("files")
+        if not isinstance(to, list) or not to or not body.get("from"):
+            return "invalid_parameters", "'from' and a non-empty 'to' are required"
+        if not all(isinstance(n, str) and re.fullmatch(r"\+?\d{7,15}", n) for n in to):
+            return "invalid_parameters", "'to' must list fax numbers"
+        if not isinstance(files, list) or not files or any(f not in self.files for f in files):
+            return "invalid_file", "'files' must name uploaded files"
+        if len(files) > 10:  # more than 10 files is `too_many_files`
+            return "too_many_files", "At most 10 files per fax"
+        retry = (body.get("options") or {}).get("retry")
+        if retry is not None and not retry_ok(retry):
+            return "invalid_parameters", "options.retry is out of range"
+        cover = body.get("cover_page")
+        if cover is not None and not all(
+            isinstance(cover.get(k), str) for k in ("name_to", "name_from", "subject")
+        ):
+            return "invalid_parameters", "cover_page needs name_to, name_from and subject"
+        return None
 
     def queue(self, body: dict[str, Any], number: str, pages: int) -> str:
         outbox_id = new_id()

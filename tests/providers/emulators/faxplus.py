@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -28,13 +27,13 @@ from starlette.routing import Route
 
 from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.emulators._faxplus_state import (
+    TIME_TEXT,
     USER_ID,
     FaxPlusState,
     new_file_id,
     new_id,
     now_text,
     page_count,
-    retry_ok,
     shown_number,
 )
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
@@ -111,18 +110,9 @@ def build_app(state: FaxPlusState) -> Starlette:
             body = json.loads(await request.body())
         except json.JSONDecodeError:
             return _error(400, "invalid_json", "The request body is not JSON")
-        to, files = body.get("to"), body.get("files")
-        if not isinstance(to, list) or not to or not body.get("from"):
-            return _error(400, "invalid_parameters", "'from' and a non-empty 'to' are required")
-        if not all(isinstance(n, str) and re.fullmatch(r"\+?\d{7,15}", n) for n in to):
-            return _error(400, "invalid_parameters", "'to' must list fax numbers")
-        if not isinstance(files, list) or not files or any(f not in state.files for f in files):
-            return _error(400, "invalid_file", "'files' must name uploaded files")
-        if len(files) > 10:  # apidoc concepts/fax: more than 10 files is `too_many_files`
-            return _error(400, "too_many_files", "At most 10 files per fax")
-        retry = (body.get("options") or {}).get("retry")
-        if retry is not None and not retry_ok(retry):
-            return _error(400, "invalid_parameters", "options.retry is out of range")
+        if refused := state.refusal(body):
+            return _error(400, *refused)
+        to, files = body["to"], body["files"]
         pages = sum(page_count(state.files[f]) for f in files) + bool(body.get("cover_page"))
         ids = {number: state.queue(body, number, pages) for number in to}
         if state.answers_without_ids:
@@ -167,6 +157,9 @@ def build_app(state: FaxPlusState) -> Starlette:
             return _error(400, "invalid_parameters", "limit must be positive")
         direction = {"inbox": "incoming", "sent": "outgoing"}.get(category or "")
         after, before = query.get("after"), query.get("before")
+        # "Format: *YYYY-MM-DD HH:mm:ss*" for both (docs/FaxesApi.md list_faxes).
+        if any(t is not None and not TIME_TEXT.fullmatch(t) for t in (after, before)):
+            return _error(400, "invalid_parameters", "after/before must be YYYY-MM-DD HH:mm:ss")
         rows = [
             record
             for record in state.faxes.values()
@@ -217,7 +210,9 @@ def build_app(state: FaxPlusState) -> Starlette:
         if denied := await guard(request):
             return denied
         if request.method == "GET":
-            event = request.query_params.get("event")
+            event = request.query_params.get("event")  # required (docs/WebhooksApi.md)
+            if event not in ("fax_sent", "fax_received"):
+                return _error(400, "invalid_parameters", "'event' must be fax_sent or fax_received")
             found = [h for h in state.hooks.values() if event in (None, h["event"])]
             return JSONResponse({"data": found})
         body = json.loads(await request.body() or b"{}")
