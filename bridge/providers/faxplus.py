@@ -236,26 +236,33 @@ class FaxPlusProvider(FaxPlusLookup):
         with our reference in the comment.
 
         By each id (`data.id` is the session, `hook.id` the fax), as a fax record and as an
-        outbox record; else among the sent faxes of the last hour with the webhook's
-        destination and start time.
+        outbox record; else, when no id names a record at all, among the sent faxes around
+        the webhook's start time with its destination. A record found without our reference
+        is a fax of someone else's (`fax_sent` covers the whole account, web app included):
+        nothing is searched for it.
         """
         if comment_reference(data) is not None:
             return "webhook", data
         try:
+            known = False  # some id names a record, if not one with our reference
             for fax_id in ids:
                 for kind in ("faxes", "outbox"):
                     record = await self.record(kind, fax_id)
                     if record is not None and comment_reference(record) is not None:
                         return kind, record
+                    if record is not None:
+                        known = True
+                        break
             start, to = data.get("start_time"), to_number(data)
-            if not start or not to:
+            moment = parse_time(start)
+            if known or moment is None or not to:
                 return "", None
 
             def same_call(row: dict[str, Any]) -> bool:
                 same = row.get("start_time") == start and to_number(row) == to
                 return same and comment_reference(row) is not None
 
-            walk = await self.walk_sent(same_call, first=True)
+            walk = await self.walk_sent(same_call, first=True, around=moment)
         except (PermanentProviderError, TransientProviderError) as exc:
             log.warning("%s: cannot read fax %s to link its webhook: %s", self.name, ids, exc)
             return "", None

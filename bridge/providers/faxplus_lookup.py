@@ -43,6 +43,9 @@ FIRST_WINDOW = timedelta(hours=1)
 # Job records live 30 days by default (storage.retention_days): no older fax needs finding.
 LOOKBACK = timedelta(days=31)
 CLOCK_SKEW = timedelta(minutes=10)  # Fax.Plus's clock may run ahead of ours
+# Which time the listing filters on is not documented: a fax that started at a known moment
+# was submitted at most its redials (2, at most 29 minutes apart) and some queueing before.
+AROUND = timedelta(hours=2)
 
 
 @dataclass
@@ -116,13 +119,22 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
     async def outbox(self) -> list[dict[str, Any]]:
         return records(answer(await self.call("GET", self.account_path("outbox"))))
 
-    async def walk_sent(self, wanted: Callable[[dict[str, Any]], bool], *, first: bool) -> Walk:
+    async def walk_sent(
+        self,
+        wanted: Callable[[dict[str, Any]], bool],
+        *,
+        first: bool,
+        around: datetime | None = None,
+    ) -> Walk:
         """The sent faxes of the last `LOOKBACK` that `wanted` accepts, newest windows first;
-        `first` stops at the first window that has one."""
+        `first` stops at the first window that has one. `around`: only the hours before that
+        moment (a webhook's start time), for a fax known to have started then."""
         walk = Walk()
         seen: set[str] = set()
         now = datetime.now(UTC).replace(microsecond=0)
         until, oldest, span = now + CLOCK_SKEW, now - LOOKBACK, FIRST_WINDOW
+        if around is not None:
+            until, oldest = around + CLOCK_SKEW, around - AROUND
         while until > oldest:
             if walk.requests >= MAX_REQUESTS:
                 walk.complete = False

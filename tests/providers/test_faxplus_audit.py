@@ -22,6 +22,7 @@ from bridge.providers.base import ProviderContext
 from bridge.providers.faxplus import FaxPlusProvider
 from bridge.providers.faxplus_lookup import CLOCK_SKEW, FIRST_WINDOW
 from tests.providers.conftest import CALLBACK_TOKEN, callback_request
+from tests.providers.emulators._faxplus_state import now_text
 from tests.providers.emulators.faxplus import FaxPlusHarness, make_harness
 from tests.providers.harness import CallbackHTTP
 from tests.providers.pdfs import make_pdf
@@ -224,3 +225,42 @@ async def test_a_429_on_a_status_poll_is_rate_limited(
 
     assert caught.value.rate_limited
     assert await provider.status(outbox_id, job_id=JOB) is not None
+
+
+# -- webhooks for faxes of someone else's ----------------------------------------------------
+async def test_a_webhook_for_a_colleagues_fax_is_not_searched_for(
+    harness: FaxPlusHarness, provider: FaxPlusProvider
+) -> None:
+    """`fax_sent` covers the whole account (web app, colleagues): a fax record without our
+    reference answers the question; no listing is walked for it."""
+    for i in range(120):
+        harness.state.seed_sent(1, datetime.now(UTC) - timedelta(minutes=i), comment="by hand")
+    callback = harness.raw_callback("sent-from-the-web-app", "success")
+
+    [update] = (await provider.parse_callback(await callback_request(callback))).updates
+
+    assert update.job_id is None
+    assert [r.path for r in harness.requests if r.path == f"{ACCOUNT}/faxes"] == []
+
+
+async def test_a_webhook_naming_no_record_is_looked_for_only_around_its_start_time(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    outbox_id = (await provider.send(fax)).provider_fax_id
+    sent = harness.raw_callback(outbox_id, "success")
+    body = json.loads(sent.body)
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    harness.state.faxes[body["hook"]["id"]]["start_time"] = now_text(started)
+    body["hook"]["id"] = body["data"]["id"] = "c" * 24  # ids no record is filed under
+    body["data"]["start_time"] = now_text(started)
+    callback = CallbackHTTP(headers=sent.headers, body=json.dumps(body).encode())
+
+    [update] = (await provider.parse_callback(await callback_request(callback))).updates
+
+    assert update.job_id == JOB
+    listings = [r for r in harness.requests if r.path == f"{ACCOUNT}/faxes"]
+    assert listings and all(
+        now_text(started - timedelta(hours=2, seconds=1)) <= r.query["after"][0]
+        and r.query["before"][0] <= now_text(started + timedelta(minutes=10))
+        for r in listings
+    )
