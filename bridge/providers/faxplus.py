@@ -161,7 +161,7 @@ class FaxPlusProvider(FaxPlusLookup):
             return None
         # Sent under a new id: find it by our reference among the sent faxes; the update
         # names the new id and our job, so the store adopts it.
-        walk = await self.walk_sent(lambda r: _names_job(r, job_id), first=True)
+        walk = await self.walk_sent(lambda r: _names_job(r, job_id), first=True, job_id=job_id)
         if not walk.found:
             return None
         update = self.update(walk.found[0])

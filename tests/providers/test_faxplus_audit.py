@@ -21,6 +21,7 @@ from bridge.models import FailureReason, JobStatus, OutboundFax, RedialPolicy
 from bridge.providers.base import ProviderContext
 from bridge.providers.faxplus import FaxPlusProvider
 from bridge.providers.faxplus_lookup import CLOCK_SKEW, FIRST_WINDOW
+from bridge.store.db import new_id
 from tests.providers.conftest import CALLBACK_TOKEN, callback_request
 from tests.providers.emulators._faxplus_state import now_text
 from tests.providers.emulators.faxplus import FaxPlusHarness, make_harness
@@ -264,3 +265,28 @@ async def test_a_webhook_naming_no_record_is_looked_for_only_around_its_start_ti
         and r.query["before"][0] <= now_text(started + timedelta(minutes=10))
         for r in listings
     )
+
+
+# -- no further back than the job ------------------------------------------------------------
+async def test_polling_a_job_reads_the_sent_faxes_no_further_back_than_the_job(
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+) -> None:
+    """A fax Fax.Plus lost sight of is polled every `status_poll_s` for its grace period:
+    each poll reads only the sent faxes since the job was created (its id tells when)."""
+    for i in range(300):  # three busy days of colleagues' faxes before this job
+        harness.state.seed_sent(1, datetime.now(UTC) - timedelta(minutes=15 + i * 15))
+    job = new_id()
+    born = datetime.now(UTC).replace(microsecond=0)
+    queued = OutboundFax(**{**fax.__dict__, "job_id": job})
+    outbox_id = (await provider.send(queued)).provider_fax_id
+    harness.state.outbox.pop(outbox_id)  # gone, and no sent fax carries the job's reference
+    start = len(harness.requests)
+
+    assert await provider.status(outbox_id, job_id=job) is None
+    lookup = await provider.find(queued)
+
+    assert (lookup.certain, lookup.faxes) == (True, ())
+    listings = [r for r in harness.requests[start:] if r.path == f"{ACCOUNT}/faxes"]
+    assert len(listings) == 2  # one window each
+    oldest = now_text(born - CLOCK_SKEW - timedelta(seconds=2))
+    assert all(r.query["after"][0] >= oldest for r in listings)
