@@ -326,11 +326,15 @@ class FaxPlusProvider(FaxPlusLookup):
         await self.call_or_forgotten("DELETE", self.account_path("faxes", provider_fax_id))
 
     async def fax_lines(self) -> list[str]:
-        """The account's numbers (docs/NumbersApi.md list_numbers); cancelled ones left out."""
+        """The account's numbers (docs/NumbersApi.md list_numbers) that can send: cancelled
+        ones and those still `waiting_verification` (docs/NumberStatus.md) left out."""
         body = answer(await self.call("GET", self.account_path("numbers")))
         rows = body.get("numbers")
         rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-        lines = {number(r.get("number")) for r in rows if not r.get("is_canceled")}
+        usable = [
+            r for r in rows if not r.get("is_canceled") and r.get("status") in (None, "active")
+        ]
+        lines = {number(r.get("number")) for r in usable}
         return sorted(line for line in lines if line)
 
     # -- admin ---------------------------------------------------------------------------

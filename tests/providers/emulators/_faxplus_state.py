@@ -54,12 +54,16 @@ def shown_number(e164: str) -> str:
     return e164
 
 
-# docs/Number.md: the account's line, and one cancelled but not yet deleted.
+# docs/Number.md: the account's line, one cancelled but not yet deleted, and one still
+# `waiting_verification` (docs/NumberStatus.md).
 NUMBERS = [
     {"id": new_id(), "number": "+1 212-555-0100", "status": "active", "is_canceled": False,
      "owner_id": USER_ID, "assigned_to": [USER_ID], "acquired_date": "2022-01-01 00:00:00"},
     {"id": new_id(), "number": "+1 212-555-0177", "status": "active", "is_canceled": True,
      "owner_id": USER_ID, "assigned_to": [], "acquired_date": "2022-01-01 00:00:00"},
+    {"id": new_id(), "number": "+1 212-555-0188", "status": "waiting_verification",
+     "is_canceled": False, "owner_id": USER_ID, "assigned_to": [USER_ID],
+     "acquired_date": "2026-01-01 00:00:00"},
 ]  # fmt: skip
 
 
