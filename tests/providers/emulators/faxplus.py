@@ -3,10 +3,12 @@
 Sources, named again at each route: AlohiHQ/faxplus-python `docs/*Api.md` (routes, parameters,
 return types) and `faxplus/models/*.py` (wire names, e.g. PayloadOutbox `from`), AlohiHQ/
 faxplus-js `models/*.ts`, and the apidoc.fax.plus pages ("Send a fax", "Get a fax record",
-concepts/webhook, concepts/outbox). Where they disagree the emulator serves the official
-example: a fax record says `from_number` (the "Get a fax record" example; the schema says
-`from`), a webhook says `from`/`to` with formatted numbers (the concepts/webhook example; the
-SDK models say `from_number`/`to_number`). A fax record's `comment` is a plain string.
+concepts/webhook, concepts/outbox, concepts/fax: what each status means). Where they disagree
+the emulator serves the official example: a fax record says `from_number` (the "Get a fax
+record" example; the schema says `from`), a webhook says `from`/`to` with formatted numbers
+(the concepts/webhook example; the SDK models say `from_number`/`to_number`), a record's
+`description` is "OK" and its `file` an id of its own. A fax record's `comment` is a plain
+string.
 Fax.Plus has no webhook for the outbox stages (`submitted` … `sending`): those are seen only
 by polling, so `status_callback` refuses them with `NotImplementedError`.
 """
