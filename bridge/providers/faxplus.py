@@ -101,7 +101,10 @@ class FaxPlusProvider(FaxPlusLookup):
             params={"format": "pdf"},
             files={"fax_file": (f"{fax.job_id}.pdf", pdf, "application/pdf")},
         )
-        path = answer(upload).get("path")
+        # docs/FilePath.md names it `path`; docs/FilesApi.md upload_file's text says
+        # "you would receive a `file_path`": either is read.
+        body = answer(upload)
+        path = body.get("path") or body.get("file_path")
         if not isinstance(path, str) or not path:
             raise PermanentProviderError(f"{self.name}: the upload answer names no file path")
 
@@ -158,7 +161,7 @@ class FaxPlusProvider(FaxPlusLookup):
             return None
         # Sent under a new id: find it by our reference among the sent faxes; the update
         # names the new id and our job, so the store adopts it.
-        walk = await self.walk_sent(lambda r: _names_job(r, job_id), first=True)
+        walk = await self.walk_sent(lambda r: _names_job(r, job_id), first=True, job_id=job_id)
         if not walk.found:
             return None
         update = self.update(walk.found[0])
@@ -180,6 +183,15 @@ class FaxPlusProvider(FaxPlusLookup):
         # "might differ from the one returned by listFaxes" (apidoc.fax.plus/concepts/webhook).
         fax_id = str(hook.get("id") or data.get("id") or "")
         if event == "fax_received" and fax_id:
+            if str(data.get("status") or "") == "in_progress":
+                # apidoc.fax.plus/concepts/fax: "currently being received" (fax streaming).
+                # Recorded now, the fax would be mailed unfinished and its final webhook taken
+                # for a repeat: kept instead, the final one is recorded.
+                return _kept(
+                    "a Fax.Plus fax_received webhook for a fax still being received",
+                    event,
+                    fax_id,
+                )
             return CallbackResult(inbound=[self._inbound(fax_id, data)])
         if event != "fax_sent" or not fax_id or not data.get("status"):
             what = "names no fax" if not fax_id else "has no status"
@@ -224,26 +236,33 @@ class FaxPlusProvider(FaxPlusLookup):
         with our reference in the comment.
 
         By each id (`data.id` is the session, `hook.id` the fax), as a fax record and as an
-        outbox record; else among the sent faxes of the last hour with the webhook's
-        destination and start time.
+        outbox record; else, when no id names a record at all, among the sent faxes around
+        the webhook's start time with its destination. A record found without our reference
+        is a fax of someone else's (`fax_sent` covers the whole account, web app included):
+        nothing is searched for it.
         """
         if comment_reference(data) is not None:
             return "webhook", data
         try:
+            known = False  # some id names a record, if not one with our reference
             for fax_id in ids:
                 for kind in ("faxes", "outbox"):
                     record = await self.record(kind, fax_id)
                     if record is not None and comment_reference(record) is not None:
                         return kind, record
+                    if record is not None:
+                        known = True
+                        break
             start, to = data.get("start_time"), to_number(data)
-            if not start or not to:
+            moment = parse_time(start)
+            if known or moment is None or not to:
                 return "", None
 
             def same_call(row: dict[str, Any]) -> bool:
                 same = row.get("start_time") == start and to_number(row) == to
                 return same and comment_reference(row) is not None
 
-            walk = await self.walk_sent(same_call, first=True)
+            walk = await self.walk_sent(same_call, first=True, around=moment)
         except (PermanentProviderError, TransientProviderError) as exc:
             log.warning("%s: cannot read fax %s to link its webhook: %s", self.name, ids, exc)
             return "", None
@@ -260,15 +279,29 @@ class FaxPlusProvider(FaxPlusLookup):
         )
 
     async def fetch_document(self, fax: InboundFax) -> bytes:
+        """`GET /files/{id}?format=pdf` (docs/FilesApi.md get_file), by every id that names the
+        file: the fax (`hook.id`), the session (`data.id`: both "can be used with the API getFile
+        handle", docs/WebhookCallbackData.md), then `data.file`, the "Fax file ID for the
+        getFile handle" (docs/Fax.md), without and with its extension."""
         if fax.document is not None:
             return fax.document
-        response = await self.call(
-            "GET",
-            self.account_path("files", fax.provider_fax_id),
-            params={"format": "pdf"},
-            headers={"Accept": "application/pdf"},
+        file = str(fax.raw.get("file") or "")
+        names = [fax.provider_fax_id, str(fax.raw.get("id") or ""), file.rsplit(".", 1)[0], file]
+        tried = [n for n in dict.fromkeys(names) if n]
+        for name in tried:
+            response = await self.call_or_forgotten(
+                "GET",
+                self.account_path("files", name),
+                params={"format": "pdf"},
+                headers={"Accept": "application/pdf"},
+            )
+            if response is not None:
+                return response.content
+        raise PermanentProviderError(
+            f"{self.name}: Fax.Plus has no file for inbound fax {fax.provider_fax_id} "
+            f"(tried {', '.join(tried)})",
+            code="404",
         )
-        return response.content
 
     # -- cancel, delete, lines -----------------------------------------------------------
     async def cancel(self, provider_fax_id: str) -> None:
@@ -293,11 +326,15 @@ class FaxPlusProvider(FaxPlusLookup):
         await self.call_or_forgotten("DELETE", self.account_path("faxes", provider_fax_id))
 
     async def fax_lines(self) -> list[str]:
-        """The account's numbers (docs/NumbersApi.md list_numbers); cancelled ones left out."""
+        """The account's numbers (docs/NumbersApi.md list_numbers) that can send: cancelled
+        ones and those still `waiting_verification` (docs/NumberStatus.md) left out."""
         body = answer(await self.call("GET", self.account_path("numbers")))
         rows = body.get("numbers")
         rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-        lines = {number(r.get("number")) for r in rows if not r.get("is_canceled")}
+        usable = [
+            r for r in rows if not r.get("is_canceled") and r.get("status") in (None, "active")
+        ]
+        lines = {number(r.get("number")) for r in usable}
         return sorted(line for line in lines if line)
 
     # -- admin ---------------------------------------------------------------------------

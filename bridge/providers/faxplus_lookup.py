@@ -12,6 +12,7 @@ requests, saying so. `GET /accounts/{uid}/outbox` lists every fax not sent yet, 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,19 @@ FIRST_WINDOW = timedelta(hours=1)
 # Job records live 30 days by default (storage.retention_days): no older fax needs finding.
 LOOKBACK = timedelta(days=31)
 CLOCK_SKEW = timedelta(minutes=10)  # Fax.Plus's clock may run ahead of ours
+# Which time the listing filters on is not documented: a fax that started at a known moment
+# was submitted at most its redials (2, at most 29 minutes apart) and some queueing before.
+AROUND = timedelta(hours=2)
+
+
+def job_created(job_id: str | None) -> datetime | None:
+    """When a job was created, from its id (`store.db.new_id`: 11 hex digits of Unix
+    milliseconds, then 6 random ones); None for an id of another shape or an implausible time.
+    No fax of a job starts before the job: the sent faxes are read no further back."""
+    if job_id is None or not re.fullmatch(r"[0-9a-f]{17}", job_id):
+        return None
+    born = datetime.fromtimestamp(int(job_id[:11], 16) / 1000, tz=UTC)
+    return born if born <= datetime.now(UTC) + CLOCK_SKEW else None
 
 
 @dataclass
@@ -89,8 +103,10 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
         the reference in its comment when it carries one."""
         raw = str(record.get("status") or "")
         status, reason = classify(raw, pending=pending)
+        # `description` says "OK" even beside a failure (apidoc "Get a fax record" example):
+        # only words of its own are kept, else Fax.Plus's documented meaning of the status.
         text = record.get("description")
-        if not isinstance(text, str) or not text or text.upper() == "OK":
+        if not isinstance(text, str) or text.strip().upper() in ("", "OK", raw.upper()):
             text = TEXTS.get(raw)
         update = StatusUpdate(
             provider_fax_id=str(record.get("id") or ""),
@@ -114,13 +130,26 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
     async def outbox(self) -> list[dict[str, Any]]:
         return records(answer(await self.call("GET", self.account_path("outbox"))))
 
-    async def walk_sent(self, wanted: Callable[[dict[str, Any]], bool], *, first: bool) -> Walk:
+    async def walk_sent(
+        self,
+        wanted: Callable[[dict[str, Any]], bool],
+        *,
+        first: bool,
+        around: datetime | None = None,
+        job_id: str | None = None,
+    ) -> Walk:
         """The sent faxes of the last `LOOKBACK` that `wanted` accepts, newest windows first;
-        `first` stops at the first window that has one."""
+        `first` stops at the first window that has one. `around`: only the hours before that
+        moment (a webhook's start time), for a fax known to have started then. `job_id`: no
+        further back than that job's creation, which its id tells."""
         walk = Walk()
         seen: set[str] = set()
         now = datetime.now(UTC).replace(microsecond=0)
         until, oldest, span = now + CLOCK_SKEW, now - LOOKBACK, FIRST_WINDOW
+        if around is not None:
+            until, oldest = around + CLOCK_SKEW, around - AROUND
+        if (born := job_created(job_id)) is not None:
+            oldest = max(oldest, born - CLOCK_SKEW)
         while until > oldest:
             if walk.requests >= MAX_REQUESTS:
                 walk.complete = False
@@ -129,7 +158,10 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
             start = max(oldest, until - span)
             params = {
                 "category": "sent",
-                "after": format_time(start),
+                # Whether `after` takes in its own second is not documented ("records from that
+                # date"): asked one second earlier, a fax on a window's edge is never missed
+                # (seen twice at worst, and counted once).
+                "after": format_time(start - timedelta(seconds=1)),
                 "before": format_time(until),
                 "limit": str(PAGE),
             }
@@ -161,7 +193,7 @@ class FaxPlusLookup(HTTPProvider[FaxPlusConfig]):
             return found is not None and found.job_id == fax.job_id
 
         pending = [self.update(r, pending=True) for r in await self.outbox() if ours(r)]
-        walk = await self.walk_sent(ours, first=False)
+        walk = await self.walk_sent(ours, first=False, job_id=fax.job_id)
         sent = sorted(walk.found, key=lambda r: str(r.get("start_time") or ""), reverse=True)
         faxes = tuple(pending + [self.update(r) for r in sent])
         if not faxes and not walk.complete:

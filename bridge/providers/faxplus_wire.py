@@ -25,7 +25,9 @@ from bridge.providers.reference import parse_reference
 
 # docs/OutboxStatus.md: the stages of a fax not sent yet (apidoc.fax.plus/concepts/outbox).
 _SUBMITTED = frozenset({"submitted", "converting", "scheduled_for_sending"})
-_SENDING = frozenset({"sending"})
+# `in_progress`: apidoc.fax.plus/concepts/fax, "the fax is currently being received" (fax
+# streaming); not an outbound status, but never a failure wherever it shows up.
+_SENDING = frozenset({"sending", "in_progress"})
 _FILE_ERRORS = frozenset(
     {
         "failed_office_converter_issue",
@@ -37,14 +39,16 @@ _FILE_ERRORS = frozenset(
         "failed_image_preparation",
     }
 )
-# docs/FaxStatus.md, read with the meanings of apidoc.fax.plus/concepts/fax "Fax Error Statuses".
+# docs/FaxStatus.md, read with the meanings of apidoc.fax.plus/concepts/fax "Fax Error Statuses":
+# `failed_normal_clearing` is "Destination was busy. Wait and retry." there, so it is busy (and
+# redialled as busy), whatever the telephone cause's name suggests.
 _FAILURES: dict[str, FailureReason] = {
     "failed_user_busy": FailureReason.BUSY,
     "failed_no_answer": FailureReason.NO_ANSWER,
     "failed_unallocated_number": FailureReason.BAD_NUMBER,
     "failed_invalid_number_format": FailureReason.BAD_NUMBER,
     "failed_destination_not_supported": FailureReason.BAD_NUMBER,
-    "failed_normal_clearing": FailureReason.DISCONNECTED,
+    "failed_normal_clearing": FailureReason.BUSY,
     "failed_normal_temporary_failure": FailureReason.DISCONNECTED,
     "failed_to_send": FailureReason.DISCONNECTED,
     "partially_sent": FailureReason.DISCONNECTED,
@@ -68,8 +72,20 @@ TEXTS = {
     "failed_destination_not_supported": "Special service number, or not covered by the plan",
     "failed_to_send": "The system was busy",
     "failed_normal_temporary_failure": "Temporary network issue",
-    "failed_normal_clearing": "The call was cleared by the destination",
+    "failed_normal_clearing": "The destination was busy",
     "failed_mimetype_not_supported": "Unsupported file type",
+    "failed_office_converter_issue": "The Microsoft Office document could not be converted",
+    "failed_unknown_converter_issue": "File conversion failed (is the file password-protected?)",
+    **dict.fromkeys(
+        (
+            "failed_separate_file_pages_issue",
+            "failed_render_header_issue",
+            "failed_image_preparation",
+            "failed_convert_to_tiff_issue",
+        ),
+        "File conversion issue: some page of the document is not valid",
+    ),
+    "in_progress": "The fax is still being received",
 }
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # every Fax.Plus time: "YYYY-MM-DD HH:mm:ss", UTC
 

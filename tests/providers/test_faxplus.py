@@ -251,7 +251,8 @@ STATUS_TABLE = [
     ("failed_unallocated_number", JobStatus.FAILED, FailureReason.BAD_NUMBER),
     ("failed_invalid_number_format", JobStatus.FAILED, FailureReason.BAD_NUMBER),
     ("failed_destination_not_supported", JobStatus.FAILED, FailureReason.BAD_NUMBER),
-    ("failed_normal_clearing", JobStatus.FAILED, FailureReason.DISCONNECTED),
+    # apidoc.fax.plus/concepts/fax: "Destination was busy. Wait and retry."
+    ("failed_normal_clearing", JobStatus.FAILED, FailureReason.BUSY),
     ("failed_normal_temporary_failure", JobStatus.FAILED, FailureReason.DISCONNECTED),
     ("failed_to_send", JobStatus.FAILED, FailureReason.DISCONNECTED),
     ("failed_fs_2", JobStatus.FAILED, FailureReason.DISCONNECTED),
@@ -293,15 +294,28 @@ async def test_fax_sent_webhook_maps_the_status_and_finds_the_job_by_its_tag(
     assert result.inbound == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        # apidoc.fax.plus/concepts/fax "Fax Error Statuses", both "Destination was busy".
+        ("failed_user_busy", "The destination was busy"),
+        ("failed_normal_clearing", "The destination was busy"),
+        ("partially_sent", "The first pages were sent, then the call dropped"),
+        (
+            "failed_convert_to_tiff_issue",
+            "File conversion issue: some page of the document is not valid",
+        ),
+    ],
+)
 async def test_failure_webhook_carries_fax_plus_s_meaning_of_the_code(
-    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax
+    harness: FaxPlusHarness, provider: FaxPlusProvider, fax: OutboundFax, raw: str, text: str
 ) -> None:
     outbox_id = (await provider.send(fax)).provider_fax_id
-    callback = harness.raw_callback(outbox_id, "failed_user_busy")
+    callback = harness.raw_callback(outbox_id, raw)
 
     (update,) = (await provider.parse_callback(await deliver(callback))).updates
 
-    assert update.provider_text == "The destination was busy"
+    assert update.provider_text == text
     assert update.at is not None and update.pages == 2
 
 

@@ -319,7 +319,7 @@ async def test_delete_removes_a_sent_or_received_fax_and_its_file_and_is_idempot
     assert harness.state.faxes == {} and harness.state.documents == {}
 
 
-async def test_fax_lines_are_the_accounts_numbers_without_cancelled_ones(
+async def test_fax_lines_are_the_accounts_numbers_without_cancelled_or_unverified_ones(
     harness: FaxPlusHarness, provider: FaxPlusProvider
 ) -> None:
     assert await provider.fax_lines() == ["+12125550100"]

@@ -11,6 +11,7 @@ sent fax gets a new id here.
 from __future__ import annotations
 
 import io
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from pypdf.errors import PyPdfError
 
 USER_ID = "490ae330dbc749f0b6561dafa300f2fb"  # the apidoc webhook example's `uid`
 ACCOUNT_NUMBER = "+12125550100"
+TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")  # "YYYY-MM-DD HH:mm:ss"
 
 
 def now_text(moment: datetime | None = None) -> str:
@@ -29,6 +31,12 @@ def now_text(moment: datetime | None = None) -> str:
 
 def new_id() -> str:
     return secrets.token_hex(12)  # 24 hex digits, like the ids in the apidoc examples
+
+
+def new_file_id() -> str:
+    """A fax's `file`: 32 hex digits and `.tiff`, unlike its id (the apidoc "Get a fax record"
+    example: id `5e7de3ad…`, file `ec28edc2….tiff`)."""
+    return f"{secrets.token_hex(16)}.tiff"
 
 
 def page_count(pdf: bytes) -> int:
@@ -46,12 +54,16 @@ def shown_number(e164: str) -> str:
     return e164
 
 
-# docs/Number.md: the account's line, and one cancelled but not yet deleted.
+# docs/Number.md: the account's line, one cancelled but not yet deleted, and one still
+# `waiting_verification` (docs/NumberStatus.md).
 NUMBERS = [
     {"id": new_id(), "number": "+1 212-555-0100", "status": "active", "is_canceled": False,
      "owner_id": USER_ID, "assigned_to": [USER_ID], "acquired_date": "2022-01-01 00:00:00"},
     {"id": new_id(), "number": "+1 212-555-0177", "status": "active", "is_canceled": True,
      "owner_id": USER_ID, "assigned_to": [], "acquired_date": "2022-01-01 00:00:00"},
+    {"id": new_id(), "number": "+1 212-555-0188", "status": "waiting_verification",
+     "is_canceled": False, "owner_id": USER_ID, "assigned_to": [USER_ID],
+     "acquired_date": "2026-01-01 00:00:00"},
 ]  # fmt: skip
 
 
@@ -87,6 +99,33 @@ class FaxPlusState:
     # Sends still to be answered without `ids` although queued (a reply shape no source
     # shows, but a 2xx the adapter must not take for a refusal).
     answers_without_ids: int = 0
+    # docs/FaxesApi.md list_faxes says `after` gives "records from that date" and `before`
+    # "records before that date": served so (`after` inclusive). True serves the other reading
+    # the words allow, `after` exclusive, which an adapter must survive too.
+    after_exclusive: bool = False
+
+    def refusal(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        """Why `POST /outbox` refuses `body` (`error`, `description`), or None: docs/
+        PayloadOutbox.md's required fields, docs/OutboxCoverPage.md's, apidoc concepts/fax's
+        limits."""
+        to, files = body.get("to"), body.get("files")
+        if not isinstance(to, list) or not to or not body.get("from"):
+            return "invalid_parameters", "'from' and a non-empty 'to' are required"
+        if not all(isinstance(n, str) and re.fullmatch(r"\+?\d{7,15}", n) for n in to):
+            return "invalid_parameters", "'to' must list fax numbers"
+        if not isinstance(files, list) or not files or any(f not in self.files for f in files):
+            return "invalid_file", "'files' must name uploaded files"
+        if len(files) > 10:  # more than 10 files is `too_many_files`
+            return "too_many_files", "At most 10 files per fax"
+        retry = (body.get("options") or {}).get("retry")
+        if retry is not None and not retry_ok(retry):
+            return "invalid_parameters", "options.retry is out of range"
+        cover = body.get("cover_page")
+        if cover is not None and not all(
+            isinstance(cover.get(k), str) for k in ("name_to", "name_from", "subject")
+        ):
+            return "invalid_parameters", "cover_page needs name_to, name_from and subject"
+        return None
 
     def queue(self, body: dict[str, Any], number: str, pages: int) -> str:
         outbox_id = new_id()
@@ -115,6 +154,18 @@ class FaxPlusState:
             return any_id
         return self.sent_from.get(any_id) or self.sessions.get(any_id)
 
+    def is_after(self, start_time: str, after: str) -> bool:
+        """Whether a record started at `start_time` is within `after=` (see `after_exclusive`)."""
+        return start_time > after if self.after_exclusive else start_time >= after
+
+    def fax_id_for_file(self, file_id: str) -> str | None:
+        """The fax record whose `file` is `file_id`, with or without its extension."""
+        for fax_id, record in self.faxes.items():
+            file = str(record.get("file") or "")
+            if file_id and file_id in (file, file.rsplit(".", 1)[0]):
+                return fax_id
+        return None
+
     def complete(self, any_id: str, raw_status: str, *, redialled: bool = False) -> Sent:
         """The outbox fax `any_id` ends as `raw_status`: it leaves the outbox and becomes a fax
         record under a new id. `redialled`: Fax.Plus dialled more than once, so the faxing
@@ -139,10 +190,11 @@ class FaxPlusState:
             "comment": comment.get("text", "") if isinstance(comment, dict) else str(comment),
             "cost": queued.get("page_count", 1),
             "cost_details": {"multiplier": 1, "notification_cost": 0},
-            "description": "OK" if raw_status == "success" else raw_status,
+            # The apidoc "Get a fax record" example says "OK" beside `"status": "failed"`.
+            "description": "OK",
             "direction": "outgoing",
             "duration": 0,
-            "file": f"{fax_id}.tiff",
+            "file": new_file_id(),
             "file_name": f"fax-to-{queued['to'][0].lstrip('+')}",
             "from_number": queued.get("src", ACCOUNT_NUMBER),
             "header": None,

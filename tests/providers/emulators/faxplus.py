@@ -3,10 +3,12 @@
 Sources, named again at each route: AlohiHQ/faxplus-python `docs/*Api.md` (routes, parameters,
 return types) and `faxplus/models/*.py` (wire names, e.g. PayloadOutbox `from`), AlohiHQ/
 faxplus-js `models/*.ts`, and the apidoc.fax.plus pages ("Send a fax", "Get a fax record",
-concepts/webhook, concepts/outbox). Where they disagree the emulator serves the official
-example: a fax record says `from_number` (the "Get a fax record" example; the schema says
-`from`), a webhook says `from`/`to` with formatted numbers (the concepts/webhook example; the
-SDK models say `from_number`/`to_number`). A fax record's `comment` is a plain string.
+concepts/webhook, concepts/outbox, concepts/fax: what each status means). Where they disagree
+the emulator serves the official example: a fax record says `from_number` (the "Get a fax
+record" example; the schema says `from`), a webhook says `from`/`to` with formatted numbers
+(the concepts/webhook example; the SDK models say `from_number`/`to_number`), a record's
+`description` is "OK" and its `file` an id of its own. A fax record's `comment` is a plain
+string.
 Fax.Plus has no webhook for the outbox stages (`submitted` … `sending`): those are seen only
 by polling, so `status_callback` refuses them with `NotImplementedError`.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -28,12 +29,13 @@ from starlette.routing import Route
 
 from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.emulators._faxplus_state import (
+    TIME_TEXT,
     USER_ID,
     FaxPlusState,
+    new_file_id,
     new_id,
     now_text,
     page_count,
-    retry_ok,
     shown_number,
 )
 from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, serve
@@ -41,12 +43,14 @@ from tests.providers.harness import CallbackHTTP, RecordedRequest, Recorder, ser
 ACCESS_TOKEN = "fp-test-access-token"
 CLIENT_ID = "fp-test-client"
 
-# Which Fax.Plus status (docs/FaxStatus.md) the emulator reports for each failure reason.
+# Which Fax.Plus status (docs/FaxStatus.md) the emulator reports for each failure reason, by
+# the meanings of apidoc.fax.plus/concepts/fax: a dropped call is `partially_sent` ("the call
+# dropped due to connection issues"); `failed_normal_clearing` is busy there, not a drop.
 FAILURE_STATUSES = {
     "busy": "failed_user_busy",
     "no_answer": "failed_no_answer",
     "bad_number": "failed_unallocated_number",
-    "disconnected": "failed_normal_clearing",
+    "disconnected": "partially_sent",
     "file_error": "failed_office_converter_issue",
     "on_hold": "insufficient_credit",
     "unknown": "failed",
@@ -108,18 +112,9 @@ def build_app(state: FaxPlusState) -> Starlette:
             body = json.loads(await request.body())
         except json.JSONDecodeError:
             return _error(400, "invalid_json", "The request body is not JSON")
-        to, files = body.get("to"), body.get("files")
-        if not isinstance(to, list) or not to or not body.get("from"):
-            return _error(400, "invalid_parameters", "'from' and a non-empty 'to' are required")
-        if not all(isinstance(n, str) and re.fullmatch(r"\+?\d{7,15}", n) for n in to):
-            return _error(400, "invalid_parameters", "'to' must list fax numbers")
-        if not isinstance(files, list) or not files or any(f not in state.files for f in files):
-            return _error(400, "invalid_file", "'files' must name uploaded files")
-        if len(files) > 10:  # apidoc concepts/fax: more than 10 files is `too_many_files`
-            return _error(400, "too_many_files", "At most 10 files per fax")
-        retry = (body.get("options") or {}).get("retry")
-        if retry is not None and not retry_ok(retry):
-            return _error(400, "invalid_parameters", "options.retry is out of range")
+        if refused := state.refusal(body):
+            return _error(400, *refused)
+        to, files = body["to"], body["files"]
         pages = sum(page_count(state.files[f]) for f in files) + bool(body.get("cover_page"))
         ids = {number: state.queue(body, number, pages) for number in to}
         if state.answers_without_ids:
@@ -164,12 +159,15 @@ def build_app(state: FaxPlusState) -> Starlette:
             return _error(400, "invalid_parameters", "limit must be positive")
         direction = {"inbox": "incoming", "sent": "outgoing"}.get(category or "")
         after, before = query.get("after"), query.get("before")
+        # "Format: *YYYY-MM-DD HH:mm:ss*" for both (docs/FaxesApi.md list_faxes).
+        if any(t is not None and not TIME_TEXT.fullmatch(t) for t in (after, before)):
+            return _error(400, "invalid_parameters", "after/before must be YYYY-MM-DD HH:mm:ss")
         rows = [
             record
             for record in state.faxes.values()
             if category != "spam"  # the emulator marks nothing as spam
             and direction in (None, record.get("direction"))
-            and (after is None or record["start_time"] >= after)
+            and (after is None or state.is_after(record["start_time"], after))
             and (before is None or record["start_time"] < before)
         ]
         return JSONResponse({"data": {"records": rows[:limit]}})
@@ -190,11 +188,14 @@ def build_app(state: FaxPlusState) -> Starlette:
         return JSONResponse(state.faxes[fax_id])
 
     # docs/FilesApi.md get_file; docs/WebhookCallbackData.md: the session id and the fax id
-    # "can be used with the API getFile handle".
+    # "can be used with the API getFile handle"; docs/Fax.md: `file` is the "Fax file ID for
+    # the getFile handle" (served with or without its extension).
     async def download(request: Request) -> Response:
         if denied := await guard(request):
             return denied
-        fax_id = state.fax_id_for(request.path_params["fax_id"])
+        fax_id = state.fax_id_for(request.path_params["fax_id"]) or state.fax_id_for_file(
+            request.path_params["fax_id"]
+        )
         if fax_id is None or fax_id not in state.documents:
             return _error(404, "not_found", "File not found")
         return Response(state.documents[fax_id], media_type="application/pdf")
@@ -211,7 +212,9 @@ def build_app(state: FaxPlusState) -> Starlette:
         if denied := await guard(request):
             return denied
         if request.method == "GET":
-            event = request.query_params.get("event")
+            event = request.query_params.get("event")  # required (docs/WebhooksApi.md)
+            if event not in ("fax_sent", "fax_received"):
+                return _error(400, "invalid_parameters", "'event' must be fax_sent or fax_received")
             found = [h for h in state.hooks.values() if event in (None, h["event"])]
             return JSONResponse({"data": found})
         body = json.loads(await request.body() or b"{}")
@@ -375,7 +378,7 @@ class FaxPlusHarness(CallsBack):
             "owner_id": USER_ID,
             "pages": page_count(pdf),
             "status": "success",
-            "file": f"{fax_id}.tiff",
+            "file": new_file_id(),
             "file_name": f"fax-from-{from_number.lstrip('+')}",
             "start_time": now_text(),
             "to": to_number,
