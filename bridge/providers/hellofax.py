@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -44,6 +45,7 @@ from bridge.models import (
     StatusUpdate,
     UnclassifiedCallback,
 )
+from bridge.numbers import to_e164
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.hellofax_wire import (
     UnknownStatus,
@@ -67,6 +69,8 @@ LEGACY_NOTICE = (
 )
 # `find` reads this many pages of `GET …/Transmissions` for in-flight faxes to the number.
 LIST_PAGE_SIZE, LIST_PAGES = 100, 3
+# How long `send` trusts the account's fax line listing (the spelling of `From`).
+LINES_TTL_S = 3600.0
 
 
 class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
@@ -81,6 +85,8 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     # as offsets the last try is 16 h 30 after the first, as intervals 34 h. Wait for the
     # longer reading, and an hour more, before the job ends as unknown.
     forgotten_grace_s = 35 * 3600.0
+    # (when read, E.164 → `Number` as HelloFax spells it), see `_from_value`.
+    _lines_cache: tuple[float, dict[str, str]] | None = None
 
     @property
     def _account(self) -> str:
@@ -92,10 +98,11 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
-        # All digits, as the pages show To/From ("[phone number in all digits]").
+        # All digits, as the pages show To ("[phone number in all digits]"); From as the
+        # account's fax line listing spells the number.
         params = {"To": digits_only(fax.to)}
         if fax.caller_id:
-            params["From"] = digits_only(fax.caller_id)
+            params["From"] = await self._from_value(fax.caller_id)
         fields: dict[str, str] = {}
         if fax.cover is not None:
             # HelloFax draws the cover page itself; our own rendering stays out.
@@ -263,11 +270,45 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
 
     # -- account -------------------------------------------------------------------------
     async def fax_lines(self) -> list[str]:
+        return sorted(await self._read_lines())
+
+    async def _read_lines(self) -> dict[str, str]:
         """`GET …/FaxLines` (setup page); `…/FaxLine` as the v3 migration guide spells it."""
         response = await self.call_or_forgotten("GET", f"{self._account}/FaxLines")
         if response is None:
             response = await self.call("GET", f"{self._account}/FaxLine")
-        return sorted(set(fax_line_numbers(response.json())))
+        lines = fax_line_numbers(response.json())
+        self._lines_cache = (time.monotonic(), lines)
+        return lines
+
+    async def _from_value(self, caller_id: str) -> str:
+        """`From` for `caller_id`: SETUP note A asks for "the format of the From value" to be
+        "the Number field returned by calling /FaxLines", which its DELETE example writes in
+        ten digits (`FaxLines/2132935579`) while transactions show eleven. So the line's own
+        `Number` goes out; a caller ID that is no line of the account goes as all digits, for
+        HelloFax to take or refuse in its own words."""
+        cached = self._lines_cache
+        if cached is not None and time.monotonic() - cached[0] < LINES_TTL_S:
+            lines = cached[1]
+        else:
+            # A transient failure (429 included) propagates: nothing was sent, and a guessed
+            # spelling could turn a passing fault into a refused fax.
+            try:
+                lines = await self._read_lines()
+            except (PermanentProviderError, ValueError) as exc:
+                log.warning("%s: fax lines unreadable (%s); From as digits", self.name, exc)
+                lines = {}
+        number = lines.get(to_e164(caller_id))
+        if number:
+            return number
+        if lines:
+            log.warning(
+                "%s: caller ID %s is not one of the account's fax lines (%s)",
+                self.name,
+                caller_id,
+                ", ".join(sorted(lines)),
+            )
+        return digits_only(caller_id)
 
     async def check(self) -> str:
         response = await self.call("GET", self._account)

@@ -151,21 +151,27 @@ def line_number(value: Any) -> str:
     return to_e164(f"1{digits}" if len(digits) == 10 else digits)
 
 
-def fax_line_numbers(body: Any) -> list[str]:
-    """The numbers of a `/FaxLines` answer: a list (or a dict holding one) of line records
-    with `Number`, or of bare numbers; the wrapper is not documented."""
+def fax_line_numbers(body: Any) -> dict[str, str]:
+    """The lines of a `/FaxLines` answer, E.164 → `Number` exactly as HelloFax spells it: a
+    list (or a dict holding one) of line records with `Number`, or of bare numbers; the
+    wrapper is not documented. The spelling matters: SETUP note A sends `From` "in the format
+    of the Number field returned by calling /FaxLines"."""
     if isinstance(body, dict):
         if "Number" in body:
-            return [line_number(body["Number"])]
+            raw = str(body["Number"] or "").strip()
+            return {line_number(raw): raw} if line_number(raw) else {}
         for value in body.values():
             if isinstance(value, list | dict):
                 found = fax_line_numbers(value)
                 if found:
                     return found
-        return []
+        return {}
     if isinstance(body, list):
-        out: list[str] = []
+        out: dict[str, str] = {}
         for item in body:
-            out += fax_line_numbers(item) if isinstance(item, dict) else [line_number(item)]
-        return [n for n in out if n]
-    return []
+            if isinstance(item, dict):
+                out.update(fax_line_numbers(item))
+            elif line_number(item):
+                out[line_number(item)] = str(item).strip()
+        return out
+    return {}

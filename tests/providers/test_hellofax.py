@@ -18,6 +18,7 @@ from bridge.errors import (
 from bridge.models import FailureReason, JobStatus
 from bridge.providers.base import FaxProvider
 from tests.providers.conftest import MakeFax, MakeProvider
+from tests.providers.emulators._hellofax_records import LINE_NUMBER
 from tests.providers.emulators.hellofax import (
     ACCOUNT_GUID,
     PASSWORD,
@@ -51,13 +52,54 @@ async def test_send_posts_the_document_with_basic_auth_to_and_from(
     credentials = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
     assert sent.headers["authorization"] == f"Basic {credentials}"
     assert sent.path == f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions"
-    assert sent.query == {"To": ["12125550123"], "From": ["12125550100"]}
+    # SEND note A: From "in the format of" the /FaxLines `Number` (ten digits here).
+    assert sent.query == {"To": ["12125550123"], "From": [LINE_NUMBER]}
+    first = harness.requests[start]
+    assert (first.method, first.path) == ("GET", f"/v1/Accounts/{ACCOUNT_GUID}/FaxLines")
     [part] = sent.files()
     assert (part.name, part.content_type) == ("file", "application/pdf")
     assert part.data == fax.document.read_bytes()
     assert not any(name.startswith("CoverPage") for name in sent.form())
     assert result.provider_fax_id in harness.state.transmissions
     assert (result.status, result.raw_status) == (JobStatus.SUBMITTED, "P")
+
+
+async def test_the_fax_line_listing_is_read_once_for_many_sends(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    start = len(harness.requests)
+
+    for _ in range(3):
+        await provider.send(make_fax())
+
+    listed = [r for r in harness.requests[start:] if r.path.endswith("/FaxLines")]
+    assert len(listed) == 1
+    assert [r.query["From"] for r in _sends(harness, start)] == [[LINE_NUMBER]] * 3
+
+
+async def test_a_caller_id_that_is_no_fax_line_goes_as_digits_for_hellofax_to_judge(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    start = len(harness.requests)
+
+    with pytest.raises(PermanentProviderError, match="From 12125550177 is not one of your"):
+        await provider.send(make_fax(caller_id="+12125550177"))
+
+    [sent] = _sends(harness, start)
+    assert sent.query["From"] == ["12125550177"]
+
+
+async def test_a_rate_limited_fax_line_listing_sends_nothing_and_waits(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    harness.fail_lines_next(429, "Please wait.")
+    start = len(harness.requests)
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert caught.value.rate_limited
+    assert _sends(harness, start) == []
 
 
 async def test_send_without_caller_id_leaves_from_to_the_account(
@@ -176,10 +218,27 @@ async def test_rate_limit_honours_retry_after_when_given(
 async def test_server_error_is_transient(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
+    start = len(harness.requests)
     harness.fail_next(500, "Internal Server Error")
 
     with pytest.raises(TransientProviderError):
         await provider.send(make_fax())
+
+    assert len(_sends(harness, start)) == 1
+
+
+async def test_a_fax_line_listing_that_fails_for_now_sends_nothing(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # A guessed From spelling could turn a passing fault into a refused fax.
+    harness.fail_lines_next(503, "Service Unavailable")
+    start = len(harness.requests)
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert not caught.value.maybe_sent
+    assert _sends(harness, start) == []
 
 
 async def test_invalid_number_is_permanent_with_hellofax_message(
