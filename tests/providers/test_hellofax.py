@@ -150,6 +150,16 @@ async def test_status_follows_the_transmission_until_it_is_removed(
     assert harness.requests[-1].path == f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{guid}"
 
 
+async def test_a_fax_sent_successfully_is_gone_from_the_api_even_without_its_callback(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # SETUP note D: "not stored on our servers once the fax has successfully been sent".
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.settle(guid, "delivered")  # its callback reaches nobody
+
+    assert await provider.status(guid) is None
+
+
 async def test_a_failed_transmission_stays_readable_after_its_callback(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:

@@ -274,8 +274,10 @@ class HelloFaxHarness(CallsBack):
         found.updated_at = int(time.time())
 
     def settle(self, guid: str, status: str, reason: str | None = None) -> None:
-        """The transmission ends but its callback reaches nobody (polling sees it)."""
+        """The transmission ends but its callback reaches nobody. Polling sees a failure; a
+        fax sent successfully is gone at once (SETUP note D), so polling gets a 404."""
         self.set_status(guid, *self.codes(status, reason))
+        self.state.remove_if_sent(guid)
 
     def forget(self, guid: str) -> None:
         """HelloFax removed the fax (sent) and its callback never reached the bridge."""
