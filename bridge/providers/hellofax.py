@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -67,6 +68,9 @@ LEGACY_NOTICE = (
     "HelloFax API v1 is legacy: help.dropbox.com says its endpoints are no longer maintained; "
     "Dropbox Sign's fax API v3 (provider type dropboxsign) is its successor"
 )
+# The body a Dropbox Sign event must be answered with (v3 migration guide: "the same response
+# detailed in the Events and Callbacks Walkthrough").
+V3_EVENT_REPLY = "Hello API Event Received"
 # `find` reads this many pages of `GET …/Transmissions` for in-flight faxes to the number.
 LIST_PAGE_SIZE, LIST_PAGES = 100, 3
 # How long `send` trusts the account's fax line listing (the spelling of `From`).
@@ -196,11 +200,15 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         body = callback_body(request)
         event = v3_event(body)
         if event is not None:
-            return _kept(
+            kept = _kept(
                 f"a Dropbox Sign v3 style event {event!r} (sent when a hellosign.com Account "
                 "Callback URL is set); the bridge reads HelloFax's v1 Transaction callbacks",
                 event,
             )
+            # Kept here, so acknowledged the way Dropbox Sign's events want (developers.
+            # hellosign.com events walkthrough, as the v3 migration guide says): anything else
+            # and it comes again for about three days.
+            return replace(kept, reply_body=V3_EVENT_REPLY)
         try:
             record = transaction(body)
         except ValueError as exc:

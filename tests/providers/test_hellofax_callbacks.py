@@ -117,6 +117,18 @@ async def test_a_v3_style_event_at_the_v1_url_is_kept_with_its_name(
     [kept] = result.unclassified
     assert kept.event == "transmission_disconnected"
     assert "v3 style event" in kept.reason
+    # Dropbox Sign events want this exact body, or they come again for days.
+    assert result.reply_body == "Hello API Event Received"
+
+
+async def test_a_v1_callback_is_answered_plainly(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    result = await provider.parse_callback(
+        await to_request(harness.status_callback("9" * 40, "delivered"))
+    )
+
+    assert result.reply_body == "OK"
 
 
 async def test_a_callback_with_json_but_no_transaction_is_a_callback_error(
