@@ -51,8 +51,10 @@ from bridge.providers.base import transmitted_pdf
 from bridge.providers.hellofax_wire import (
     UnknownStatus,
     callback_body,
+    caller_number,
     fax_line_numbers,
     is_inbound,
+    line_number,
     next_page,
     status_update,
     transaction,
@@ -239,8 +241,9 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             inbound=[
                 InboundFax(
                     provider_fax_id=guid,
-                    from_number=str(record.get("From") or ""),
-                    to_number=str(record.get("To") or ""),
+                    # Our line and the caller, in E.164 however HelloFax spelled them.
+                    from_number=caller_number(record.get("From")),
+                    to_number=line_number(record.get("To")),
                     pages=as_int(record.get("NumPagesBilled")),
                     received=from_epoch(record.get("CreatedAt")),
                     document=document,

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+import phonenumbers
+
 from bridge.errors import CallbackError
 from bridge.models import CallbackRequest, FailureReason, JobStatus, StatusUpdate
 from bridge.numbers import to_e164
@@ -149,6 +151,19 @@ def line_number(value: Any) -> str:
     if not digits:
         return ""
     return to_e164(f"1{digits}" if len(digits) == 10 else digits)
+
+
+def caller_number(value: Any) -> str:
+    """A transaction's `From`/`To` in E.164 where it can be read as one. Transactions show
+    eleven digits (CALLBACKS), but HelloFax writes its own lines in ten (SETUP's DELETE
+    example); read plainly, ten NANP digits turn into another country's number (`6175550100`
+    as +61 …), so ten digits that make a valid +1 number are taken as NANP. Anything else (a
+    withheld caller ID) comes back as given."""
+    text = str(value or "").strip()
+    digits = re.sub(r"\D", "", text)
+    if len(digits) == 10 and phonenumbers.is_valid_number(phonenumbers.parse(f"+1{digits}")):
+        return f"+1{digits}"
+    return to_e164(text)
 
 
 def fax_line_numbers(body: Any) -> dict[str, str]:

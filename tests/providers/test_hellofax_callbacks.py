@@ -176,11 +176,40 @@ async def test_inbound_document_is_taken_from_any_file_part(
     [inbound] = result.inbound
     assert (inbound.provider_fax_id, inbound.from_number, inbound.to_number) == (
         "e" * 40,
-        "12125550199",
-        "12125550100",
+        "+12125550199",
+        "+12125550100",
     )
     assert inbound.pages == 2
     assert await provider.fetch_document(inbound) == pdf
+
+
+@pytest.mark.parametrize(
+    ("to", "caller", "expected"),
+    [
+        # HelloFax's own spelling of a line (SETUP's DELETE example: ten digits), which
+        # read plainly is +61 7… or +31 …: the fax would find no faxbox.
+        ("6175550100", "3105550123", ("+16175550100", "+13105550123")),
+        ("16175550100", "441632960123", ("+16175550100", "+441632960123")),
+        ("6175550100", "anonymous", ("+16175550100", "anonymous")),
+    ],
+)
+async def test_inbound_numbers_are_read_in_e164_however_hellofax_spells_them(
+    harness: HelloFaxHarness,
+    provider: FaxProvider[Any],
+    to_request: ToRequest,
+    to: str,
+    caller: str,
+    expected: tuple[str, str],
+) -> None:
+    pdf = make_pdf("INBOUND")
+    record = Transmission("h" * 40, to, caller, [pdf], {}, status_code="S", is_inbound=True)
+
+    result = await provider.parse_callback(
+        await to_request(harness.transaction_callback(record, pdf))
+    )
+
+    [inbound] = result.inbound
+    assert (inbound.to_number, inbound.from_number) == expected
 
 
 async def test_inbound_callback_without_document_is_kept_naming_the_fax(
