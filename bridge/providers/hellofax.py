@@ -112,12 +112,14 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         fields: dict[str, str] = {}
         if fax.cover is not None:
             # HelloFax draws the cover page itself; our own rendering stays out.
+            # Note C: "one or more of" the three; an empty one is left out, not sent blank.
             note = fax.cover
-            fields["CoverPageTo"] = note.to_name or note.to_number
-            fields["CoverPageFrom"] = note.from_name or note.from_number
-            fields["CoverPageMessage"] = "\n\n".join(
-                part for part in (note.subject, note.notes) if part
-            )
+            cover = {
+                "CoverPageTo": note.to_name or note.to_number,
+                "CoverPageFrom": note.from_name or note.from_number,
+                "CoverPageMessage": "\n\n".join(p for p in (note.subject, note.notes) if p),
+            }
+            fields.update({key: value for key, value in cover.items() if value.strip()})
             document = await asyncio.to_thread(fax.document.read_bytes)
         else:
             document = await asyncio.to_thread(transmitted_pdf, fax)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -130,6 +131,20 @@ async def test_cover_note_goes_into_native_fields_and_our_cover_page_stays_out(
     [part] = sent.files()
     assert part.data == fax.document.read_bytes()
     assert harness.state.transmissions[result.provider_fax_id].pages == 2  # cover + document
+
+
+async def test_cover_fields_with_nothing_to_say_are_left_out(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax = make_fax(cover=True, caller_id=None)
+    assert fax.cover is not None
+    fax = replace(fax, cover=replace(fax.cover, from_name="", subject="", notes=""))
+    start = len(harness.requests)
+
+    await provider.send(fax)
+
+    [sent] = _sends(harness, start)
+    assert sent.form() == {"CoverPageTo": ["Jane Doe"]}
 
 
 # -- status polling ------------------------------------------------------------------------
