@@ -324,17 +324,31 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         return digits_only(caller_id)
 
     async def check(self) -> str:
+        """Credentials, and where the account's two callback URLs point (SETUP step 4): an
+        inbound URL set elsewhere means received faxes never reach the bridge."""
         response = await self.call("GET", self._account)
         try:
             account = response.json()
             account = account.get("Account", account)
-            outbound = account.get("DefaultOutboundFaxCallbackUrl")
+            urls = {
+                kind: account.get(f"Default{kind.title()}FaxCallbackUrl")
+                for kind in ("inbound", "outbound")
+            }
         except (ValueError, AttributeError):
-            outbound = None
-        hook = "set" if outbound else "not set"
+            urls = {"inbound": None, "outbound": None}
+        ours = self.callback_url()
+        said = []
+        for kind, url in urls.items():
+            if not url:
+                where = "not set"
+            elif url == ours:
+                where = "this bridge"
+            else:
+                where = "elsewhere (run `faxbridge providers setup`)"
+            said.append(f"{kind} callback URL: {where}")
         return (
             f"HelloFax account {self.config.account_guid}: credentials accepted "
-            f"(outbound callback URL {hook}). Note: {LEGACY_NOTICE}"
+            f"({'; '.join(said)}). Note: {LEGACY_NOTICE}"
         )
 
     async def setup(self) -> list[str]:

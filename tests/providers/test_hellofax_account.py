@@ -37,6 +37,26 @@ async def test_check_reads_the_account_and_says_v1_is_legacy(
     assert "Dropbox Sign" in description and "dropboxsign" in description
 
 
+async def test_check_says_where_each_callback_url_points(
+    harness: HelloFaxHarness, provider: FaxProvider[Any]
+) -> None:
+    account = harness.state.account
+    saved = dict(account)
+    try:
+        account["DefaultInboundFaxCallbackUrl"] = "https://old.example.com/inboundFax"
+        account["DefaultOutboundFaxCallbackUrl"] = None
+        before = await provider.check()
+        await provider.setup()
+        after = await provider.check()
+    finally:
+        account.update(saved)
+
+    assert "inbound callback URL: elsewhere" in before
+    assert "outbound callback URL: not set" in before
+    assert "inbound callback URL: this bridge; outbound callback URL: this bridge" in after
+    assert CALLBACK_TOKEN not in before + after
+
+
 async def test_check_with_wrong_password_fails(make_provider: MakeProvider) -> None:
     with pytest.raises(PermanentProviderError, match="401"):
         await make_provider(password="wrong").check()
