@@ -141,7 +141,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         )
         if update.status is JobStatus.FAILED:
             # On hold (H/O) at once: the account cannot send. The job stays submitted until
-            # the poll or the callback brings the outcome with its reason.
+            # a poll brings the outcome with its reason (HelloFax calls back only at E or S).
             log.warning(
                 "%s: transmission %s: %s", self.name, update.provider_fax_id, update.provider_text
             )

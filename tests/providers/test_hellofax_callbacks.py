@@ -12,7 +12,7 @@ from bridge.errors import CallbackAuthError, CallbackError, PermanentProviderErr
 from bridge.models import FailureReason, InboundFax, JobStatus
 from bridge.providers.base import FaxProvider
 from tests.providers.conftest import MakeFax, MakeProvider, ToRequest
-from tests.providers.emulators._hellofax_records import multipart
+from tests.providers.emulators._hellofax_records import Letters, multipart
 from tests.providers.emulators.hellofax import HelloFaxHarness, Transmission, make_harness
 from tests.providers.harness import CallbackHTTP
 from tests.providers.pdfs import make_pdf
@@ -82,7 +82,7 @@ async def test_unknown_status_code_is_kept_not_refused(
 
 @pytest.mark.parametrize(
     ("reason", "code"),
-    [("busy", "E/R"), ("on_hold", "O"), ("no_answer", "E/N")],
+    [("busy", "E/R"), ("no_answer", "E/N")],
 )
 async def test_the_send_pages_newer_letters_read_like_the_setup_pages(
     harness: HelloFaxHarness,
@@ -104,6 +104,34 @@ async def test_the_send_pages_newer_letters_read_like_the_setup_pages(
     assert (update.status, update.reason, update.provider_code) == (
         JobStatus.FAILED,
         FailureReason(reason),
+        code,
+    )
+
+
+@pytest.mark.parametrize(("letters", "code"), [("setup", "H"), ("send", "O")])
+async def test_on_hold_has_no_callback_and_polling_finds_it(
+    harness: HelloFaxHarness,
+    provider: FaxProvider[Any],
+    make_fax: MakeFax,
+    letters: Letters,
+    code: str,
+) -> None:
+    # SETUP step 8: a callback only once StatusCode is E or S; H/O is neither.
+    guid = (await provider.send(make_fax())).provider_fax_id
+    with pytest.raises(NotImplementedError):
+        harness.status_callback(guid, "failed", "on_hold")
+    harness.letters = letters
+    try:
+        harness.settle(guid, "failed", "on_hold")
+    finally:
+        harness.letters = "setup"
+
+    update = await provider.status(guid)
+
+    assert update is not None
+    assert (update.status, update.reason, update.provider_code) == (
+        JobStatus.FAILED,
+        FailureReason.ON_HOLD,
         code,
     )
 
@@ -158,7 +186,7 @@ async def test_callbacks_are_refused_when_no_token_is_configured(
 
     with pytest.raises(CallbackAuthError):
         await provider.parse_callback(
-            await to_request(harness.status_callback("d" * 40, "sending"))
+            await to_request(harness.status_callback("d" * 40, "delivered"))
         )
 
 

@@ -227,7 +227,8 @@ class _Recorder(Recorder):
 
 class HelloFaxHarness(CallsBack):
     provider_type = "hellofax"
-    supported_failures = tuple(FAILURE_CODES["setup"])
+    # On hold is a StatusCode of its own, not E: no callback announces it (SETUP step 8).
+    supported_failures = tuple(r for r in FAILURE_CODES["setup"] if r != "on_hold")
 
     def __init__(self, state: HelloFaxState, recorder: Recorder, url: str) -> None:
         self.state = state
@@ -302,7 +303,10 @@ class HelloFaxHarness(CallsBack):
         self, provider_fax_id: str, status: str, reason: str | None = None
     ) -> CallbackHTTP:
         # SETUP step 8: a POST to the callback URL "once the fax's StatusCode becomes E … or
-        # S"; the emulator also reports P and T for the contract suite.
+        # S", and at no other letter; P and T are seen only by polling. (On hold, H/O, is no
+        # E either: polling alone sees it, and so does this emulator.)
+        if status in {"submitted", "sending"} or (status, reason) == ("failed", "on_hold"):
+            raise NotImplementedError(f"HelloFax posts no callback for {status} {reason or ''}")
         found = self.state.transmissions.get(provider_fax_id)
         if found is None:
             found = Transmission(provider_fax_id, "12125550123", FAX_LINE, [], {})
