@@ -56,6 +56,7 @@ from bridge.providers.hellofax_wire import (
     is_inbound,
     line_number,
     next_page,
+    sent_guid,
     status_update,
     transaction,
     transactions,
@@ -128,9 +129,18 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             "POST", f"{self._account}/Transmissions", params=params, data=fields, files=files
         )
         try:
-            update = status_update(transaction(response.json()))
+            body = response.json()
+        except ValueError:
+            body = None
+        try:
+            update = status_update(transaction(body))
         except (ValueError, KeyError) as exc:
-            # A 200 means HelloFax has the fax: never report it refused for the answer's shape.
+            # A 200 means HelloFax has the fax: never report it refused for the answer's shape,
+            # and take its GUID from wherever the answer has it.
+            guid = sent_guid(body)
+            if guid:
+                log.info("%s: job %s accepted as transmission %s", self.name, fax.job_id, guid)
+                return SendResult(guid, status=JobStatus.SUBMITTED)
             raise TransientProviderError(
                 f"{self.name}: a send was answered without a readable transmission: "
                 f"{response.text[:200]}",

@@ -67,6 +67,37 @@ def transaction(body: Any) -> dict[str, Any]:
     raise ValueError("no transaction with a Guid in it")
 
 
+# The callback example's error record escapes its slashes twice (`\\/Transmissions\\/…`).
+_TRANSMISSION_URI = re.compile(r"\\?/Transmissions\\?/([0-9A-Za-z]+)")
+
+
+def sent_guid(body: Any) -> str | None:
+    """The new transmission's GUID in a send answer of a shape `transaction` cannot read.
+
+    SETUP only says the GUID is "in the JSON response" of a send. HelloFax has the fax once
+    it answered 200, so rather than ask again (and, where nothing can tell, send again) the
+    GUID is looked for anywhere: the record `transaction` finds, whatever its StatusCode; a
+    record with `Guid` and `StatusCode` at any depth; or one `…/Transmissions/{guid}` URI
+    (the `Uri` every transaction carries)."""
+    try:
+        return str(transaction(body)["Guid"])  # a record with no (known) StatusCode
+    except ValueError:
+        pass
+    stack = [body]
+    uris: list[str] = []
+    while stack:
+        value = stack.pop(0)
+        if isinstance(value, dict):
+            if value.get("Guid") and value.get("StatusCode"):
+                return str(value["Guid"])
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and (found := _TRANSMISSION_URI.search(value)):
+            uris.append(found.group(1))
+    return uris[0] if len(set(uris)) == 1 else None
+
+
 def transactions(body: Any) -> list[dict[str, Any]]:
     """Every record of a `GET …/Transmissions` page (its list key is not documented)."""
     if isinstance(body, list):

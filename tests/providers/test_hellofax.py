@@ -229,6 +229,29 @@ async def test_a_send_answered_200_without_a_transmission_is_never_refused(
     assert not caught.value.rate_limited
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"Response": {"Transmission": {"Guid": "9f" * 20, "StatusCode": "P", "To": "1"}}},
+        {"Guid": "9f" * 20},  # no StatusCode: read by its GUID alone
+        {"Uri": f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{'9f' * 20}"},
+        [{"Uri": f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{'9f' * 20}", "Status": "ok"}],
+        # The callback example's error record escapes its slashes twice.
+        {"Uri": f"\\/v1\\/Accounts\\/{ACCOUNT_GUID}\\/Transmissions\\/{'9f' * 20}"},
+    ],
+)
+async def test_a_send_answer_of_another_shape_still_names_the_transmission(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax, answer: Any
+) -> None:
+    # SETUP: the GUID is "in the JSON response"; the wrapper is not shown. Asking again
+    # instead would end in a re-send (HelloFax keeps no reference of ours): a duplicate fax.
+    harness.fail_next(200, answer)
+
+    result = await provider.send(make_fax())
+
+    assert (result.provider_fax_id, result.status) == ("9f" * 20, JobStatus.SUBMITTED)
+
+
 async def test_rate_limit_honours_retry_after_when_given(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
