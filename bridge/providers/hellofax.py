@@ -184,7 +184,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             "sent ones, so it cannot tell whether it already has this fax"
         )
         try:
-            candidates, complete = await self._in_flight_to(digits_only(fax.to))
+            candidates, complete = await self._in_flight_to(fax.to)
         except PermanentProviderError as exc:
             return Lookup(certain=False, detail=f"{why} (listing failed: {exc.message})")
         if candidates:
@@ -194,14 +194,15 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         return Lookup(certain=False, detail=why)
 
     async def _in_flight_to(self, number: str) -> tuple[list[str], bool]:
-        """GUIDs of pending or transmitting faxes to `number`; whether every page was read."""
+        """GUIDs of pending or transmitting faxes to `number` (E.164, compared in E.164
+        however the record spells it); whether every page was read."""
         found: list[str] = []
         for page in range(1, LIST_PAGES + 1):
             params = {"Page": page, "PageSize": LIST_PAGE_SIZE}
             response = await self.call("GET", f"{self._account}/Transmissions", params=params)
             body = response.json()
             for record in transactions(body):
-                outbound = not is_inbound(record) and digits_only(str(record.get("To"))) == number
+                outbound = not is_inbound(record) and caller_number(record.get("To")) == number
                 if outbound and str(record.get("StatusCode") or "").upper() in {"P", "T"}:
                     found.append(str(record["Guid"]))
             if not next_page(body):

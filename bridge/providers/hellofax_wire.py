@@ -99,13 +99,15 @@ def sent_guid(body: Any) -> str | None:
 
 
 def transactions(body: Any) -> list[dict[str, Any]]:
-    """Every record of a `GET …/Transmissions` page (its list key is not documented)."""
+    """Every record of a `GET …/Transmissions` page. Its list key is not documented, so the
+    records are the first list that holds any (a page may carry other lists, of links …)."""
     if isinstance(body, list):
         return [r for r in body if isinstance(r, dict) and r.get("Guid")]
     if isinstance(body, dict):
         for value in body.values():
-            if isinstance(value, list):
-                return transactions(value)
+            found = transactions(value) if isinstance(value, list | dict) else []
+            if found:
+                return found
     return []
 
 
