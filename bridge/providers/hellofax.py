@@ -13,8 +13,9 @@ be sure (a re-send is recorded as a possible duplicate).
 Three quirks shape this module: a 429 means "already 200 transmissions pending", a reason to
 wait, never to fail (the shared rule in `HTTPProvider`); a sent fax is removed once it has gone
 ("not stored on our servers once the fax has successfully been sent"), so a 404 from `status()`
-is "forgotten", not failure, and the callback is the source of truth; and HelloFax has no
-redial, cancel or delete call for a transmission.
+is "forgotten", not failure, and the callback is the source of truth (polling never sees a
+delivery); and HelloFax has no redial, cancel or delete call for a transmission. `From` is
+spelled as the account's `/FaxLines` lists the line (setup page note A).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     # as offsets the last try is 16 h 30 after the first, as intervals 34 h. Wait for the
     # longer reading, and an hour more, before the job ends as unknown.
     forgotten_grace_s = 35 * 3600.0
-    # (when read, E.164 → `Number` as HelloFax spells it), see `_from_value`.
+    # The account's fax lines when last read: (monotonic time, E.164 → `Number` as HelloFax
+    # spells it), for `_from_value`.
     _lines_cache: tuple[float, dict[str, str]] | None = None
 
     @property
