@@ -115,7 +115,8 @@ def test_check_with_good_hellofax_credentials_names_the_account(
 
     assert result.stdout == (
         f"hellofax: credentials OK — HelloFax account {hellofax.ACCOUNT_GUID}: credentials "
-        "accepted (outbound callback URL not set). Note: HelloFax API v1 is legacy: "
+        "accepted (inbound callback URL: not set; outbound callback URL: not set). Note: "
+        "HelloFax API v1 is legacy: "
         "help.dropbox.com says its endpoints are no longer maintained; Dropbox Sign's fax API v3 "
         "(provider type dropboxsign) is its successor\n"
     )
@@ -175,7 +176,9 @@ def test_setup_registers_the_hellofax_callback_urls(
     assert TOKEN not in result.stdout
     assert "http.public_url" in result.stderr  # a loopback URL: a real provider cannot call it
     check = run_cli("providers", "check", "hellofax", config=config).ok()
-    assert "(outbound callback URL set)" in check.stdout
+    assert "(inbound callback URL: this bridge; outbound callback URL: this bridge)" in (
+        check.stdout
+    )
 
 
 def test_setup_registers_faxplus_webhooks_once(write_providers: WriteProviders) -> None:

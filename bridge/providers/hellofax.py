@@ -13,14 +13,17 @@ be sure (a re-send is recorded as a possible duplicate).
 Three quirks shape this module: a 429 means "already 200 transmissions pending", a reason to
 wait, never to fail (the shared rule in `HTTPProvider`); a sent fax is removed once it has gone
 ("not stored on our servers once the fax has successfully been sent"), so a 404 from `status()`
-is "forgotten", not failure, and the callback is the source of truth; and HelloFax has no
-redial, cancel or delete call for a transmission.
+is "forgotten", not failure, and the callback is the source of truth (polling never sees a
+delivery); and HelloFax has no redial, cancel or delete call for a transmission. `From` is
+spelled as the account's `/FaxLines` lists the line (setup page note A).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -44,13 +47,17 @@ from bridge.models import (
     StatusUpdate,
     UnclassifiedCallback,
 )
+from bridge.numbers import to_e164
 from bridge.providers.base import transmitted_pdf
 from bridge.providers.hellofax_wire import (
     UnknownStatus,
     callback_body,
+    caller_number,
     fax_line_numbers,
     is_inbound,
+    line_number,
     next_page,
+    sent_guid,
     status_update,
     transaction,
     transactions,
@@ -65,8 +72,13 @@ LEGACY_NOTICE = (
     "HelloFax API v1 is legacy: help.dropbox.com says its endpoints are no longer maintained; "
     "Dropbox Sign's fax API v3 (provider type dropboxsign) is its successor"
 )
+# The body a Dropbox Sign event must be answered with (v3 migration guide: "the same response
+# detailed in the Events and Callbacks Walkthrough").
+V3_EVENT_REPLY = "Hello API Event Received"
 # `find` reads this many pages of `GET …/Transmissions` for in-flight faxes to the number.
 LIST_PAGE_SIZE, LIST_PAGES = 100, 3
+# How long `send` trusts the account's fax line listing (the spelling of `From`).
+LINES_TTL_S = 3600.0
 
 
 class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
@@ -81,6 +93,9 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
     # as offsets the last try is 16 h 30 after the first, as intervals 34 h. Wait for the
     # longer reading, and an hour more, before the job ends as unknown.
     forgotten_grace_s = 35 * 3600.0
+    # The account's fax lines when last read: (monotonic time, E.164 → `Number` as HelloFax
+    # spells it), for `_from_value`.
+    _lines_cache: tuple[float, dict[str, str]] | None = None
 
     @property
     def _account(self) -> str:
@@ -92,19 +107,22 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, fax: OutboundFax) -> SendResult:
-        # All digits, as the pages show To/From ("[phone number in all digits]").
+        # All digits, as the pages show To ("[phone number in all digits]"); From as the
+        # account's fax line listing spells the number.
         params = {"To": digits_only(fax.to)}
         if fax.caller_id:
-            params["From"] = digits_only(fax.caller_id)
+            params["From"] = await self._from_value(fax.caller_id)
         fields: dict[str, str] = {}
         if fax.cover is not None:
             # HelloFax draws the cover page itself; our own rendering stays out.
+            # Note C: "one or more of" the three; an empty one is left out, not sent blank.
             note = fax.cover
-            fields["CoverPageTo"] = note.to_name or note.to_number
-            fields["CoverPageFrom"] = note.from_name or note.from_number
-            fields["CoverPageMessage"] = "\n\n".join(
-                part for part in (note.subject, note.notes) if part
-            )
+            cover = {
+                "CoverPageTo": note.to_name or note.to_number,
+                "CoverPageFrom": note.from_name or note.from_number,
+                "CoverPageMessage": "\n\n".join(p for p in (note.subject, note.notes) if p),
+            }
+            fields.update({key: value for key, value in cover.items() if value.strip()})
             document = await asyncio.to_thread(fax.document.read_bytes)
         else:
             document = await asyncio.to_thread(transmitted_pdf, fax)
@@ -113,9 +131,18 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             "POST", f"{self._account}/Transmissions", params=params, data=fields, files=files
         )
         try:
-            update = status_update(transaction(response.json()))
+            body = response.json()
+        except ValueError:
+            body = None
+        try:
+            update = status_update(transaction(body))
         except (ValueError, KeyError) as exc:
-            # A 200 means HelloFax has the fax: never report it refused for the answer's shape.
+            # A 200 means HelloFax has the fax: never report it refused for the answer's shape,
+            # and take its GUID from wherever the answer has it.
+            guid = sent_guid(body)
+            if guid:
+                log.info("%s: job %s accepted as transmission %s", self.name, fax.job_id, guid)
+                return SendResult(guid, status=JobStatus.SUBMITTED)
             raise TransientProviderError(
                 f"{self.name}: a send was answered without a readable transmission: "
                 f"{response.text[:200]}",
@@ -126,7 +153,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         )
         if update.status is JobStatus.FAILED:
             # On hold (H/O) at once: the account cannot send. The job stays submitted until
-            # the poll or the callback brings the outcome with its reason.
+            # a poll brings the outcome with its reason (HelloFax calls back only at E or S).
             log.warning(
                 "%s: transmission %s: %s", self.name, update.provider_fax_id, update.provider_text
             )
@@ -159,7 +186,7 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             "sent ones, so it cannot tell whether it already has this fax"
         )
         try:
-            candidates, complete = await self._in_flight_to(digits_only(fax.to))
+            candidates, complete = await self._in_flight_to(fax.to)
         except PermanentProviderError as exc:
             return Lookup(certain=False, detail=f"{why} (listing failed: {exc.message})")
         if candidates:
@@ -169,14 +196,15 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         return Lookup(certain=False, detail=why)
 
     async def _in_flight_to(self, number: str) -> tuple[list[str], bool]:
-        """GUIDs of pending or transmitting faxes to `number`; whether every page was read."""
+        """GUIDs of pending or transmitting faxes to `number` (E.164, compared in E.164
+        however the record spells it); whether every page was read."""
         found: list[str] = []
         for page in range(1, LIST_PAGES + 1):
             params = {"Page": page, "PageSize": LIST_PAGE_SIZE}
             response = await self.call("GET", f"{self._account}/Transmissions", params=params)
             body = response.json()
             for record in transactions(body):
-                outbound = not is_inbound(record) and digits_only(str(record.get("To"))) == number
+                outbound = not is_inbound(record) and caller_number(record.get("To")) == number
                 if outbound and str(record.get("StatusCode") or "").upper() in {"P", "T"}:
                     found.append(str(record["Guid"]))
             if not next_page(body):
@@ -189,11 +217,15 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
         body = callback_body(request)
         event = v3_event(body)
         if event is not None:
-            return _kept(
+            kept = _kept(
                 f"a Dropbox Sign v3 style event {event!r} (sent when a hellosign.com Account "
                 "Callback URL is set); the bridge reads HelloFax's v1 Transaction callbacks",
                 event,
             )
+            # Kept here, so acknowledged the way Dropbox Sign's events want (developers.
+            # hellosign.com events walkthrough, as the v3 migration guide says): anything else
+            # and it comes again for about three days.
+            return replace(kept, reply_body=V3_EVENT_REPLY)
         try:
             record = transaction(body)
         except ValueError as exc:
@@ -224,8 +256,9 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
             inbound=[
                 InboundFax(
                     provider_fax_id=guid,
-                    from_number=str(record.get("From") or ""),
-                    to_number=str(record.get("To") or ""),
+                    # Our line and the caller, in E.164 however HelloFax spelled them.
+                    from_number=caller_number(record.get("From")),
+                    to_number=line_number(record.get("To")),
                     pages=as_int(record.get("NumPagesBilled")),
                     received=from_epoch(record.get("CreatedAt")),
                     document=document,
@@ -263,24 +296,72 @@ class HelloFaxProvider(HTTPProvider[HelloFaxConfig]):
 
     # -- account -------------------------------------------------------------------------
     async def fax_lines(self) -> list[str]:
+        return sorted(await self._read_lines())
+
+    async def _read_lines(self) -> dict[str, str]:
         """`GET …/FaxLines` (setup page); `…/FaxLine` as the v3 migration guide spells it."""
         response = await self.call_or_forgotten("GET", f"{self._account}/FaxLines")
         if response is None:
             response = await self.call("GET", f"{self._account}/FaxLine")
-        return sorted(set(fax_line_numbers(response.json())))
+        lines = fax_line_numbers(response.json())
+        self._lines_cache = (time.monotonic(), lines)
+        return lines
+
+    async def _from_value(self, caller_id: str) -> str:
+        """`From` for `caller_id`: SETUP note A asks for "the format of the From value" to be
+        "the Number field returned by calling /FaxLines", which its DELETE example writes in
+        ten digits (`FaxLines/2132935579`) while transactions show eleven. So the line's own
+        `Number` goes out; a caller ID that is no line of the account goes as all digits, for
+        HelloFax to take or refuse in its own words."""
+        cached = self._lines_cache
+        if cached is not None and time.monotonic() - cached[0] < LINES_TTL_S:
+            lines = cached[1]
+        else:
+            # A transient failure (429 included) propagates: nothing was sent, and a guessed
+            # spelling could turn a passing fault into a refused fax.
+            try:
+                lines = await self._read_lines()
+            except (PermanentProviderError, ValueError) as exc:
+                log.warning("%s: fax lines unreadable (%s); From as digits", self.name, exc)
+                lines = {}
+        number = lines.get(to_e164(caller_id))
+        if number:
+            return number
+        if lines:
+            log.warning(
+                "%s: caller ID %s is not one of the account's fax lines (%s)",
+                self.name,
+                caller_id,
+                ", ".join(sorted(lines)),
+            )
+        return digits_only(caller_id)
 
     async def check(self) -> str:
+        """Credentials, and where the account's two callback URLs point (SETUP step 4): an
+        inbound URL set elsewhere means received faxes never reach the bridge."""
         response = await self.call("GET", self._account)
         try:
             account = response.json()
             account = account.get("Account", account)
-            outbound = account.get("DefaultOutboundFaxCallbackUrl")
+            urls = {
+                kind: account.get(f"Default{kind.title()}FaxCallbackUrl")
+                for kind in ("inbound", "outbound")
+            }
         except (ValueError, AttributeError):
-            outbound = None
-        hook = "set" if outbound else "not set"
+            urls = {"inbound": None, "outbound": None}
+        ours = self.callback_url()
+        said = []
+        for kind, url in urls.items():
+            if not url:
+                where = "not set"
+            elif url == ours:
+                where = "this bridge"
+            else:
+                where = "elsewhere (run `faxbridge providers setup`)"
+            said.append(f"{kind} callback URL: {where}")
         return (
             f"HelloFax account {self.config.account_guid}: credentials accepted "
-            f"(outbound callback URL {hook}). Note: {LEGACY_NOTICE}"
+            f"({'; '.join(said)}). Note: {LEGACY_NOTICE}"
         )
 
     async def setup(self) -> list[str]:

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+import phonenumbers
+
 from bridge.errors import CallbackError
 from bridge.models import CallbackRequest, FailureReason, JobStatus, StatusUpdate
 from bridge.numbers import to_e164
@@ -65,14 +67,47 @@ def transaction(body: Any) -> dict[str, Any]:
     raise ValueError("no transaction with a Guid in it")
 
 
+# The callback example's error record escapes its slashes twice (`\\/Transmissions\\/…`).
+_TRANSMISSION_URI = re.compile(r"\\?/Transmissions\\?/([0-9A-Za-z]+)")
+
+
+def sent_guid(body: Any) -> str | None:
+    """The new transmission's GUID in a send answer of a shape `transaction` cannot read.
+
+    SETUP only says the GUID is "in the JSON response" of a send. HelloFax has the fax once
+    it answered 200, so rather than ask again (and, where nothing can tell, send again) the
+    GUID is looked for anywhere: the record `transaction` finds, whatever its StatusCode; a
+    record with `Guid` and `StatusCode` at any depth; or one `…/Transmissions/{guid}` URI
+    (the `Uri` every transaction carries)."""
+    try:
+        return str(transaction(body)["Guid"])  # a record with no (known) StatusCode
+    except ValueError:
+        pass
+    stack = [body]
+    uris: list[str] = []
+    while stack:
+        value = stack.pop(0)
+        if isinstance(value, dict):
+            if value.get("Guid") and value.get("StatusCode"):
+                return str(value["Guid"])
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and (found := _TRANSMISSION_URI.search(value)):
+            uris.append(found.group(1))
+    return uris[0] if len(set(uris)) == 1 else None
+
+
 def transactions(body: Any) -> list[dict[str, Any]]:
-    """Every record of a `GET …/Transmissions` page (its list key is not documented)."""
+    """Every record of a `GET …/Transmissions` page. Its list key is not documented, so the
+    records are the first list that holds any (a page may carry other lists, of links …)."""
     if isinstance(body, list):
         return [r for r in body if isinstance(r, dict) and r.get("Guid")]
     if isinstance(body, dict):
         for value in body.values():
-            if isinstance(value, list):
-                return transactions(value)
+            found = transactions(value) if isinstance(value, list | dict) else []
+            if found:
+                return found
     return []
 
 
@@ -151,21 +186,40 @@ def line_number(value: Any) -> str:
     return to_e164(f"1{digits}" if len(digits) == 10 else digits)
 
 
-def fax_line_numbers(body: Any) -> list[str]:
-    """The numbers of a `/FaxLines` answer: a list (or a dict holding one) of line records
-    with `Number`, or of bare numbers; the wrapper is not documented."""
+def caller_number(value: Any) -> str:
+    """A transaction's `From`/`To` in E.164 where it can be read as one. Transactions show
+    eleven digits (CALLBACKS), but HelloFax writes its own lines in ten (SETUP's DELETE
+    example); read plainly, ten NANP digits turn into another country's number (`6175550100`
+    as +61 …), so ten digits that make a valid +1 number are taken as NANP. Anything else (a
+    withheld caller ID) comes back as given."""
+    text = str(value or "").strip()
+    digits = re.sub(r"\D", "", text)
+    if len(digits) == 10 and phonenumbers.is_valid_number(phonenumbers.parse(f"+1{digits}")):
+        return f"+1{digits}"
+    return to_e164(text)
+
+
+def fax_line_numbers(body: Any) -> dict[str, str]:
+    """The lines of a `/FaxLines` answer, E.164 → `Number` exactly as HelloFax spells it: a
+    list (or a dict holding one) of line records with `Number`, or of bare numbers; the
+    wrapper is not documented. The spelling matters: SETUP note A sends `From` "in the format
+    of the Number field returned by calling /FaxLines"."""
     if isinstance(body, dict):
         if "Number" in body:
-            return [line_number(body["Number"])]
+            raw = str(body["Number"] or "").strip()
+            return {line_number(raw): raw} if line_number(raw) else {}
         for value in body.values():
             if isinstance(value, list | dict):
                 found = fax_line_numbers(value)
                 if found:
                     return found
-        return []
+        return {}
     if isinstance(body, list):
-        out: list[str] = []
+        out: dict[str, str] = {}
         for item in body:
-            out += fax_line_numbers(item) if isinstance(item, dict) else [line_number(item)]
-        return [n for n in out if n]
-    return []
+            if isinstance(item, dict):
+                out.update(fax_line_numbers(item))
+            elif line_number(item):
+                out[line_number(item)] = str(item).strip()
+        return out
+    return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from bridge.errors import (
 from bridge.models import FailureReason, JobStatus
 from bridge.providers.base import FaxProvider
 from tests.providers.conftest import MakeFax, MakeProvider
+from tests.providers.emulators._hellofax_records import LINE_NUMBER
 from tests.providers.emulators.hellofax import (
     ACCOUNT_GUID,
     PASSWORD,
@@ -51,13 +53,54 @@ async def test_send_posts_the_document_with_basic_auth_to_and_from(
     credentials = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
     assert sent.headers["authorization"] == f"Basic {credentials}"
     assert sent.path == f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions"
-    assert sent.query == {"To": ["12125550123"], "From": ["12125550100"]}
+    # SEND note A: From "in the format of" the /FaxLines `Number` (ten digits here).
+    assert sent.query == {"To": ["12125550123"], "From": [LINE_NUMBER]}
+    first = harness.requests[start]
+    assert (first.method, first.path) == ("GET", f"/v1/Accounts/{ACCOUNT_GUID}/FaxLines")
     [part] = sent.files()
     assert (part.name, part.content_type) == ("file", "application/pdf")
     assert part.data == fax.document.read_bytes()
     assert not any(name.startswith("CoverPage") for name in sent.form())
     assert result.provider_fax_id in harness.state.transmissions
     assert (result.status, result.raw_status) == (JobStatus.SUBMITTED, "P")
+
+
+async def test_the_fax_line_listing_is_read_once_for_many_sends(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    start = len(harness.requests)
+
+    for _ in range(3):
+        await provider.send(make_fax())
+
+    listed = [r for r in harness.requests[start:] if r.path.endswith("/FaxLines")]
+    assert len(listed) == 1
+    assert [r.query["From"] for r in _sends(harness, start)] == [[LINE_NUMBER]] * 3
+
+
+async def test_a_caller_id_that_is_no_fax_line_goes_as_digits_for_hellofax_to_judge(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    start = len(harness.requests)
+
+    with pytest.raises(PermanentProviderError, match="From 12125550177 is not one of your"):
+        await provider.send(make_fax(caller_id="+12125550177"))
+
+    [sent] = _sends(harness, start)
+    assert sent.query["From"] == ["12125550177"]
+
+
+async def test_a_rate_limited_fax_line_listing_sends_nothing_and_waits(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    harness.fail_lines_next(429, "Please wait.")
+    start = len(harness.requests)
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert caught.value.rate_limited
+    assert _sends(harness, start) == []
 
 
 async def test_send_without_caller_id_leaves_from_to_the_account(
@@ -90,6 +133,20 @@ async def test_cover_note_goes_into_native_fields_and_our_cover_page_stays_out(
     assert harness.state.transmissions[result.provider_fax_id].pages == 2  # cover + document
 
 
+async def test_cover_fields_with_nothing_to_say_are_left_out(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    fax = make_fax(cover=True, caller_id=None)
+    assert fax.cover is not None
+    fax = replace(fax, cover=replace(fax.cover, from_name="", subject="", notes=""))
+    start = len(harness.requests)
+
+    await provider.send(fax)
+
+    [sent] = _sends(harness, start)
+    assert sent.form() == {"CoverPageTo": ["Jane Doe"]}
+
+
 # -- status polling ------------------------------------------------------------------------
 async def test_status_follows_the_transmission_until_it_is_removed(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
@@ -106,6 +163,16 @@ async def test_status_follows_the_transmission_until_it_is_removed(
     assert sending is not None and sending.status is JobStatus.SENDING
     assert gone is None  # "forgotten", not failed
     assert harness.requests[-1].path == f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{guid}"
+
+
+async def test_a_fax_sent_successfully_is_gone_from_the_api_even_without_its_callback(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # SETUP note D: "not stored on our servers once the fax has successfully been sent".
+    guid = (await provider.send(make_fax())).provider_fax_id
+    harness.settle(guid, "delivered")  # its callback reaches nobody
+
+    assert await provider.status(guid) is None
 
 
 async def test_a_failed_transmission_stays_readable_after_its_callback(
@@ -162,6 +229,29 @@ async def test_a_send_answered_200_without_a_transmission_is_never_refused(
     assert not caught.value.rate_limited
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"Response": {"Transmission": {"Guid": "9f" * 20, "StatusCode": "P", "To": "1"}}},
+        {"Guid": "9f" * 20},  # no StatusCode: read by its GUID alone
+        {"Uri": f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{'9f' * 20}"},
+        [{"Uri": f"/v1/Accounts/{ACCOUNT_GUID}/Transmissions/{'9f' * 20}", "Status": "ok"}],
+        # The callback example's error record escapes its slashes twice.
+        {"Uri": f"\\/v1\\/Accounts\\/{ACCOUNT_GUID}\\/Transmissions\\/{'9f' * 20}"},
+    ],
+)
+async def test_a_send_answer_of_another_shape_still_names_the_transmission(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax, answer: Any
+) -> None:
+    # SETUP: the GUID is "in the JSON response"; the wrapper is not shown. Asking again
+    # instead would end in a re-send (HelloFax keeps no reference of ours): a duplicate fax.
+    harness.fail_next(200, answer)
+
+    result = await provider.send(make_fax())
+
+    assert (result.provider_fax_id, result.status) == ("9f" * 20, JobStatus.SUBMITTED)
+
+
 async def test_rate_limit_honours_retry_after_when_given(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
@@ -176,10 +266,27 @@ async def test_rate_limit_honours_retry_after_when_given(
 async def test_server_error_is_transient(
     harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
 ) -> None:
+    start = len(harness.requests)
     harness.fail_next(500, "Internal Server Error")
 
     with pytest.raises(TransientProviderError):
         await provider.send(make_fax())
+
+    assert len(_sends(harness, start)) == 1
+
+
+async def test_a_fax_line_listing_that_fails_for_now_sends_nothing(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # A guessed From spelling could turn a passing fault into a refused fax.
+    harness.fail_lines_next(503, "Service Unavailable")
+    start = len(harness.requests)
+
+    with pytest.raises(TransientProviderError) as caught:
+        await provider.send(make_fax())
+
+    assert not caught.value.maybe_sent
+    assert _sends(harness, start) == []
 
 
 async def test_invalid_number_is_permanent_with_hellofax_message(

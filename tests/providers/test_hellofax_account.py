@@ -13,7 +13,12 @@ from bridge.errors import ConfigError, PermanentProviderError, TransientProvider
 from bridge.providers.base import FaxProvider
 from tests.cli_runner import run_cli, write_config
 from tests.providers.conftest import CALLBACK_TOKEN, PUBLIC_URL, MakeFax, MakeProvider
-from tests.providers.emulators.hellofax import ACCOUNT_GUID, HelloFaxHarness, make_harness
+from tests.providers.emulators.hellofax import (
+    ACCOUNT_GUID,
+    HelloFaxHarness,
+    Transmission,
+    make_harness,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,26 @@ async def test_check_reads_the_account_and_says_v1_is_legacy(
     assert ACCOUNT_GUID in description
     assert "no longer maintained" in description
     assert "Dropbox Sign" in description and "dropboxsign" in description
+
+
+async def test_check_says_where_each_callback_url_points(
+    harness: HelloFaxHarness, provider: FaxProvider[Any]
+) -> None:
+    account = harness.state.account
+    saved = dict(account)
+    try:
+        account["DefaultInboundFaxCallbackUrl"] = "https://old.example.com/inboundFax"
+        account["DefaultOutboundFaxCallbackUrl"] = None
+        before = await provider.check()
+        await provider.setup()
+        after = await provider.check()
+    finally:
+        account.update(saved)
+
+    assert "inbound callback URL: elsewhere" in before
+    assert "outbound callback URL: not set" in before
+    assert "inbound callback URL: this bridge; outbound callback URL: this bridge" in after
+    assert CALLBACK_TOKEN not in before + after
 
 
 async def test_check_with_wrong_password_fails(make_provider: MakeProvider) -> None:
@@ -115,6 +140,20 @@ async def test_find_is_never_certain_and_names_in_flight_faxes_to_the_number(
     listed = harness.requests[start:]
     assert listed and all(r.path.endswith("/Transmissions") for r in listed)
     assert all(r.method == "GET" for r in listed)
+
+
+async def test_find_reads_a_listing_whatever_its_list_key_and_number_spelling(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], make_fax: MakeFax
+) -> None:
+    # The listing's key is not documented, nor whether To keeps its leading 1.
+    waiting = Transmission("7a" * 20, "2125550184", "12125550100", [], {}, status_code="T")
+    page = {"Links": [], "Transmissions": [waiting.as_json()], "NextPageUri": None}
+    harness.fail_next(200, page)
+
+    lookup = await provider.find(make_fax("+12125550184"))
+
+    assert not lookup.certain
+    assert "7a" * 20 in lookup.detail
 
 
 async def test_find_leaves_out_faxes_already_finished(

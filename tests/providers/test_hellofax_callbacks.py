@@ -12,7 +12,7 @@ from bridge.errors import CallbackAuthError, CallbackError, PermanentProviderErr
 from bridge.models import FailureReason, InboundFax, JobStatus
 from bridge.providers.base import FaxProvider
 from tests.providers.conftest import MakeFax, MakeProvider, ToRequest
-from tests.providers.emulators._hellofax_records import multipart
+from tests.providers.emulators._hellofax_records import Letters, multipart
 from tests.providers.emulators.hellofax import HelloFaxHarness, Transmission, make_harness
 from tests.providers.harness import CallbackHTTP
 from tests.providers.pdfs import make_pdf
@@ -82,7 +82,7 @@ async def test_unknown_status_code_is_kept_not_refused(
 
 @pytest.mark.parametrize(
     ("reason", "code"),
-    [("busy", "E/R"), ("on_hold", "O"), ("no_answer", "E/N")],
+    [("busy", "E/R"), ("no_answer", "E/N")],
 )
 async def test_the_send_pages_newer_letters_read_like_the_setup_pages(
     harness: HelloFaxHarness,
@@ -108,6 +108,34 @@ async def test_the_send_pages_newer_letters_read_like_the_setup_pages(
     )
 
 
+@pytest.mark.parametrize(("letters", "code"), [("setup", "H"), ("send", "O")])
+async def test_on_hold_has_no_callback_and_polling_finds_it(
+    harness: HelloFaxHarness,
+    provider: FaxProvider[Any],
+    make_fax: MakeFax,
+    letters: Letters,
+    code: str,
+) -> None:
+    # SETUP step 8: a callback only once StatusCode is E or S; H/O is neither.
+    guid = (await provider.send(make_fax())).provider_fax_id
+    with pytest.raises(NotImplementedError):
+        harness.status_callback(guid, "failed", "on_hold")
+    harness.letters = letters
+    try:
+        harness.settle(guid, "failed", "on_hold")
+    finally:
+        harness.letters = "setup"
+
+    update = await provider.status(guid)
+
+    assert update is not None
+    assert (update.status, update.reason, update.provider_code) == (
+        JobStatus.FAILED,
+        FailureReason.ON_HOLD,
+        code,
+    )
+
+
 async def test_a_v3_style_event_at_the_v1_url_is_kept_with_its_name(
     harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
 ) -> None:
@@ -117,6 +145,18 @@ async def test_a_v3_style_event_at_the_v1_url_is_kept_with_its_name(
     [kept] = result.unclassified
     assert kept.event == "transmission_disconnected"
     assert "v3 style event" in kept.reason
+    # Dropbox Sign events want this exact body, or they come again for days.
+    assert result.reply_body == "Hello API Event Received"
+
+
+async def test_a_v1_callback_is_answered_plainly(
+    harness: HelloFaxHarness, provider: FaxProvider[Any], to_request: ToRequest
+) -> None:
+    result = await provider.parse_callback(
+        await to_request(harness.status_callback("9" * 40, "delivered"))
+    )
+
+    assert result.reply_body == "OK"
 
 
 async def test_a_callback_with_json_but_no_transaction_is_a_callback_error(
@@ -146,7 +186,7 @@ async def test_callbacks_are_refused_when_no_token_is_configured(
 
     with pytest.raises(CallbackAuthError):
         await provider.parse_callback(
-            await to_request(harness.status_callback("d" * 40, "sending"))
+            await to_request(harness.status_callback("d" * 40, "delivered"))
         )
 
 
@@ -164,11 +204,40 @@ async def test_inbound_document_is_taken_from_any_file_part(
     [inbound] = result.inbound
     assert (inbound.provider_fax_id, inbound.from_number, inbound.to_number) == (
         "e" * 40,
-        "12125550199",
-        "12125550100",
+        "+12125550199",
+        "+12125550100",
     )
     assert inbound.pages == 2
     assert await provider.fetch_document(inbound) == pdf
+
+
+@pytest.mark.parametrize(
+    ("to", "caller", "expected"),
+    [
+        # HelloFax's own spelling of a line (SETUP's DELETE example: ten digits), which
+        # read plainly is +61 7… or +31 …: the fax would find no faxbox.
+        ("6175550100", "3105550123", ("+16175550100", "+13105550123")),
+        ("16175550100", "441632960123", ("+16175550100", "+441632960123")),
+        ("6175550100", "anonymous", ("+16175550100", "anonymous")),
+    ],
+)
+async def test_inbound_numbers_are_read_in_e164_however_hellofax_spells_them(
+    harness: HelloFaxHarness,
+    provider: FaxProvider[Any],
+    to_request: ToRequest,
+    to: str,
+    caller: str,
+    expected: tuple[str, str],
+) -> None:
+    pdf = make_pdf("INBOUND")
+    record = Transmission("h" * 40, to, caller, [pdf], {}, status_code="S", is_inbound=True)
+
+    result = await provider.parse_callback(
+        await to_request(harness.transaction_callback(record, pdf))
+    )
+
+    [inbound] = result.inbound
+    assert (inbound.to_number, inbound.from_number) == expected
 
 
 async def test_inbound_callback_without_document_is_kept_naming_the_fax(

@@ -31,6 +31,10 @@ PASSWORD = "s3cret-password"
 ACCOUNT_GUID = "15da1c48b10c96a903eb1bac3d592fbed24ebc35"
 # The caller's number as transactions spell it (CALLBACKS: "From":"14154847140").
 FAX_LINE = "12125550100"
+# The same line as `/FaxLines` spells its `Number`: ten digits, as SETUP's DELETE example
+# names a line (`FaxLines/2132935579`, "that FaxLine's Uri"). [inferred: no page shows the
+# listing itself.]
+LINE_NUMBER = FAX_LINE[1:]
 # SETUP note E, word for word.
 PENDING_MESSAGE = (
     "Please wait. You already have at least {limit} transmissions that are currently pending "
@@ -149,6 +153,8 @@ class HelloFaxState:
         }
     )
     transmissions: dict[str, Transmission] = field(default_factory=dict)
+    # Answers the next fax line listings give instead of the lines (status, message).
+    lines_failures: list[tuple[int, str]] = field(default_factory=list)
 
     def pending(self) -> int:
         return sum(1 for t in self.transmissions.values() if t.status_code in {"P", "T"})

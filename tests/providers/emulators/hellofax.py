@@ -24,12 +24,14 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tests.providers.emulators._callbacks import CallsBack
 from tests.providers.emulators._hellofax_records import (
     ACCOUNT_GUID,
     FAILURE_CODES,
     FAX_LINE,
+    LINE_NUMBER,
     PASSWORD,
     PENDING_MESSAGE,
     PROGRESS_CODES,
@@ -105,11 +107,16 @@ def build_app(state: HelloFaxState) -> Starlette:
             return refused
         if not request.url.path.endswith(f"/{state.fax_lines_path}"):
             return error(404, "Not found", "not_found")
-        number = FAX_LINE[1:]  # ten digits, as in `FaxLines/2132935579`
+        if state.lines_failures:
+            status, message = state.lines_failures.pop(0)
+            return error(status, message, "unavailable")
+        number = LINE_NUMBER  # ten digits, as in `FaxLines/2132935579`
         line = {"Number": number, "Uri": f"/v1/Accounts/{ACCOUNT_GUID}/FaxLines/{number}"}
         return JSONResponse({"FaxLines": [line]})
 
-    # SETUP step 8 / SEND: `POST …/Transmissions?To=…[&From=…]` with `-F file=@…`; note B:
+    # SETUP step 8 / SEND: `POST …/Transmissions?To=…[&From=…]` with `-F file=@…`; note A:
+    # From takes "the format of" the `Number` /FaxLines returns (a From in any other spelling
+    # is refused here [inferred: the page does not say what HelloFax does with one]); note B:
     # `file[]`, `file[N]` and `To[N]` arrays; note C: CoverPageTo/From/Message; note E: the
     # 429 past 200 pending. The answer holds the Transmission GUID (SETUP "How to check fax
     # statuses" 1); its record is the `Transaction` CALLBACKS shows [inferred wrapper, as
@@ -120,7 +127,7 @@ def build_app(state: HelloFaxState) -> Starlette:
         async with request.form() as form:
             values = [*request.query_params.multi_items(), *form.multi_items()]
             numbers = [str(v) for k, v in values if k == "To" or k.startswith("To[")]
-            sender = next((str(v) for k, v in values if k == "From"), FAX_LINE)
+            sender = next((str(v) for k, v in values if k == "From"), None)
             files = [
                 await v.read()
                 for k, v in form.multi_items()
@@ -135,6 +142,8 @@ def build_app(state: HelloFaxState) -> Starlette:
             return error(400, "No file was uploaded: send it as the multipart field 'file'")
         if not numbers:
             return error(400, "Missing required parameter: To")
+        if sender is not None and sender != LINE_NUMBER:
+            return error(400, f"From {sender} is not one of your fax lines")
         for number in numbers:
             # "[phone number in all digits]" (SEND note B).
             if not number.isdigit() or len(number) < 10:
@@ -144,7 +153,8 @@ def build_app(state: HelloFaxState) -> Starlette:
         created = []
         for number in numbers:
             guid = secrets.token_hex(20)
-            state.transmissions[guid] = Transmission(guid, number, sender, files, cover)
+            # Transactions spell the caller eleven digits (CALLBACKS: "From":"14154847140").
+            state.transmissions[guid] = Transmission(guid, number, FAX_LINE, files, cover)
             created.append(state.transmissions[guid].as_json())
         if len(created) == 1:
             return JSONResponse({"Transaction": created[0]})
@@ -197,9 +207,28 @@ def build_app(state: HelloFaxState) -> Starlette:
     )
 
 
+class _Recorder(Recorder):
+    """`fail_next`/`hang_next` aim at the next call that is not the fax line listing: `send`
+    reads the listing first (to spell `From`), and a test failing "the next call" means the
+    transmission. The listing fails through `HelloFaxHarness.fail_lines_next`."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.endswith(("/FaxLines", "/FaxLine")):
+            await super().__call__(scope, receive, send)
+            return
+        failures, delay = self._failures, self._delay_s
+        self._failures, self._delay_s = [], 0.0
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._failures, self._delay_s = failures + self._failures, delay or self._delay_s
+
+
 class HelloFaxHarness(CallsBack):
     provider_type = "hellofax"
-    supported_failures = tuple(FAILURE_CODES["setup"])
+    # On hold is a StatusCode of its own, not E: no callback announces it (SETUP step 8).
+    supported_failures = tuple(r for r in FAILURE_CODES["setup"] if r != "on_hold")
 
     def __init__(self, state: HelloFaxState, recorder: Recorder, url: str) -> None:
         self.state = state
@@ -228,6 +257,10 @@ class HelloFaxHarness(CallsBack):
     def hang_next(self, seconds: float) -> None:
         self.recorder.hang_next(seconds)
 
+    def fail_lines_next(self, status: int, message: str) -> None:
+        """Make the next fax line listing answer `status` (the others spare it)."""
+        self.state.lines_failures.append((status, message))
+
     def error_body(self, message: str) -> Any:
         return error_body(message)
 
@@ -242,8 +275,10 @@ class HelloFaxHarness(CallsBack):
         found.updated_at = int(time.time())
 
     def settle(self, guid: str, status: str, reason: str | None = None) -> None:
-        """The transmission ends but its callback reaches nobody (polling sees it)."""
+        """The transmission ends but its callback reaches nobody. Polling sees a failure; a
+        fax sent successfully is gone at once (SETUP note D), so polling gets a 404."""
         self.set_status(guid, *self.codes(status, reason))
+        self.state.remove_if_sent(guid)
 
     def forget(self, guid: str) -> None:
         """HelloFax removed the fax (sent) and its callback never reached the bridge."""
@@ -268,7 +303,10 @@ class HelloFaxHarness(CallsBack):
         self, provider_fax_id: str, status: str, reason: str | None = None
     ) -> CallbackHTTP:
         # SETUP step 8: a POST to the callback URL "once the fax's StatusCode becomes E … or
-        # S"; the emulator also reports P and T for the contract suite.
+        # S", and at no other letter; P and T are seen only by polling. (On hold, H/O, is no
+        # E either: polling alone sees it, and so does this emulator.)
+        if status in {"submitted", "sending"} or (status, reason) == ("failed", "on_hold"):
+            raise NotImplementedError(f"HelloFax posts no callback for {status} {reason or ''}")
         found = self.state.transmissions.get(provider_fax_id)
         if found is None:
             found = Transmission(provider_fax_id, "12125550123", FAX_LINE, [], {})
@@ -304,6 +342,6 @@ class HelloFaxHarness(CallsBack):
 @contextlib.contextmanager
 def make_harness() -> Iterator[HelloFaxHarness]:
     state = HelloFaxState()
-    recorder = Recorder(build_app(state))
+    recorder = _Recorder(build_app(state))
     with serve(recorder) as url:
         yield HelloFaxHarness(state, recorder, url)
