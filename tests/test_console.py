@@ -213,7 +213,8 @@ def test_the_log_filters_by_outcome_sender_number_faxbox_and_date(sent: Sent) ->
         ({"number": "+1212555"}, {sent.accepted, sent.busy}),
         ({"number": "900-200"}, {sent.refused}),
         ({"number": "9999"}, set()),
-        ({"faxbox": "main"}, {sent.accepted, sent.busy}),
+        # A refused attempt is filed under the faxbox of the address it was sent to.
+        ({"faxbox": "main"}, {sent.accepted, sent.refused, sent.busy}),
         (
             {"date_from": str(today), "date_to": str(today)},
             {sent.accepted, sent.refused, sent.busy},
