@@ -20,6 +20,8 @@ from pathlib import Path
 
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
+POSTMAP = "/usr/sbin/postmap"
+POSTCONF = "/usr/sbin/postconf"
 MASTER_PROTO = Path("/etc/postfix/master.cf.proto")
 OFFICE_DOMAIN = "office.test"
 MAILBOX_UID = 65534  # nobody: virtual(8) never delivers as root
@@ -40,9 +42,56 @@ def master_cf(port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main_cf(root: Path, fax_domain: str, bridge_port: int, mailboxes: list[str]) -> str:
+RECIPE = Path(__file__).resolve().parent.parent / "deploy" / "postfix"
+RECIPE_DOMAIN = "fax.example.com"
+
+
+def read_main_cf(path: Path) -> dict[str, str]:
+    """`name = value` settings of a main.cf (continuation lines start with white space)."""
+    settings: dict[str, str] = {}
+    name = None
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and name is not None:
+            settings[name] += " " + line.strip()
+            continue
+        name, _, value = (part.strip() for part in line.partition("="))
+        settings[name] = value
+    return settings
+
+
+def recipe_settings(root: Path, fax_domain: str, bridge_port: int) -> dict[str, str]:
+    """deploy/postfix/main.cf and ./transport for this test's domain and bridge port (the map
+    is written here; start_postfix runs `postmap` on it, as the recipe says)."""
+    settings = {
+        name: value.replace(RECIPE_DOMAIN, fax_domain)
+        for name, value in read_main_cf(RECIPE / "main.cf").items()
+    }
+    transport = (RECIPE / "transport").read_text().replace(RECIPE_DOMAIN, fax_domain)
+    transport = transport.replace("[127.0.0.1]:2525", f"[127.0.0.1]:{bridge_port}")
+    (root / "etc" / "transport").write_text(transport)
+    # postmap reads main.cf: run it after the test's main.cf is written (start_postfix does).
+    settings["transport_maps"] = f"hash:{root}/etc/transport"
+    return settings
+
+
+def postmap(config_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [POSTMAP, "-c", str(config_dir), *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def main_cf(
+    root: Path,
+    fax_domain: str,
+    bridge_port: int,
+    mailboxes: list[str],
+    extra: dict[str, str] | None = None,
+) -> str:
+    """The test's main.cf; `extra` settings replace its own (the recipe's, say)."""
     boxes = ", ".join(f"{name}@{OFFICE_DOMAIN}={OFFICE_DOMAIN}/{name}/" for name in mailboxes)
-    return f"""\
+    own = f"""\
 compatibility_level = 3.6
 myhostname = mx.postfix.test
 mydomain = postfix.test
@@ -50,7 +99,7 @@ myorigin = postfix.test
 mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+mynetworks = 127.0.0.1/32
 queue_directory = {root}/queue
 data_directory = {root}/data
 maillog_file = {root}/maillog
@@ -77,7 +126,12 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 delay_warning_time = 0
+address_verify_poll_delay = 1s
 """
+    pairs = (line.partition("=") for line in own.splitlines())
+    settings = {name.strip(): value.strip() for name, _, value in pairs}
+    settings.update(extra or {})
+    return "".join(f"{name} = {value}\n" for name, value in settings.items())
 
 
 @dataclass
@@ -94,6 +148,10 @@ class PostfixDaemon:
     @property
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
+
+    # Where the test's mail clients connect from: outside mynetworks (only the bridge, on
+    # 127.0.0.1, is in it), like a sender on the Internet.
+    client_address = ("127.0.0.2", 0)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -143,9 +201,10 @@ class PostfixUnavailable(Exception):
 
 
 def start_postfix(
-    port: int, fax_domain: str, bridge_port: int, mailboxes: list[str]
+    port: int, fax_domain: str, bridge_port: int, mailboxes: list[str], recipe: bool = False
 ) -> PostfixDaemon:
-    """Write the config, let `postfix check` create the queue, start the daemon."""
+    """Write the config, let `postfix check` create the queue, start the daemon. `recipe`:
+    with deploy/postfix's settings (recipient verification, its transport map) on top."""
     if not os.path.exists(POSTFIX) or not MASTER_PROTO.exists():
         raise PostfixUnavailable("Debian's postfix package is not installed")
     if os.geteuid() != 0:
@@ -161,8 +220,14 @@ def start_postfix(
     (root / "data").mkdir(mode=0o700)
     postfix_user = pwd.getpwnam("postfix")
     os.chown(root / "data", postfix_user.pw_uid, postfix_user.pw_gid)
-    (root / "etc" / "main.cf").write_text(main_cf(root, fax_domain, bridge_port, mailboxes))
+    extra = recipe_settings(root, fax_domain, bridge_port) if recipe else None
+    (root / "etc" / "main.cf").write_text(main_cf(root, fax_domain, bridge_port, mailboxes, extra))
     (root / "etc" / "master.cf").write_text(master_cf(port))
+    if recipe:
+        made = postmap(root / "etc", str(root / "etc" / "transport"))
+        if made.returncode != 0:
+            shutil.rmtree(root, ignore_errors=True)
+            raise PostfixUnavailable(f"postmap failed: {made.stderr.strip()}")
     daemon = PostfixDaemon(root, port)
     for step in ("check", "start"):
         done = daemon.run(step)

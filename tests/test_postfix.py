@@ -10,11 +10,14 @@ bridge's own refused by the bridge.
 from __future__ import annotations
 
 import re
+import shutil
 import smtplib
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +27,15 @@ from tests.bridge_runner import BridgeThread
 from tests.conftest import free_port
 from tests.helpers import reply_text, wait_for
 from tests.messages import fax_mail
-from tests.postfix_daemon import PostfixDaemon, PostfixUnavailable, start_postfix
+from tests.postfix_daemon import (
+    MASTER_PROTO,
+    POSTCONF,
+    RECIPE,
+    PostfixDaemon,
+    PostfixUnavailable,
+    postmap,
+    start_postfix,
+)
 
 FAX_DOMAIN = "fax.localhost"
 OWN_NUMBER = "+12125550100"  # the faxbox's inbound number: the simulator faxes it back in
@@ -37,10 +48,16 @@ class Front:
     postfix: PostfixDaemon
     bridge: BridgeThread
 
+    def client(self) -> smtplib.SMTP:
+        client = smtplib.SMTP(
+            *self.postfix.address, timeout=30, source_address=self.postfix.client_address
+        )
+        client.ehlo("client.office.test")
+        return client
+
     def send(self, message: bytes, to: list[str], sender: str = SENDER) -> str:
         """Hand a message to Postfix, as a mail client of the office would."""
-        with smtplib.SMTP(*self.postfix.address, timeout=30) as client:
-            client.ehlo("client.office.test")
+        with self.client() as client:
             client.mail(sender)
             for address in to:
                 assert reply_text(client.rcpt(address)).startswith("250 2.1.5"), address
@@ -71,18 +88,25 @@ class Front:
             ), row
 
 
+MakeFront = Callable[..., Front]
+
+
 @pytest.fixture
-def front(
+def make_front(
     make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
-) -> Iterator[Front]:
-    """Postfix in front of a bridge whose mail goes out through that Postfix."""
-    bridge_port, postfix_port = free_port(), free_port()
-    try:
-        postfix = start_postfix(postfix_port, FAX_DOMAIN, bridge_port, MAILBOXES)
-    except PostfixUnavailable as exc:
-        print(f"Postfix cannot start here: {exc}")
-        pytest.skip(f"Postfix cannot start here: {exc}")
-    try:
+) -> Iterator[MakeFront]:
+    """Postfix in front of a bridge whose mail goes out through that Postfix; `recipe=True`
+    adds deploy/postfix's settings (recipient verification with the bridge)."""
+    running: list[PostfixDaemon] = []
+
+    def make(recipe: bool = False) -> Front:
+        bridge_port, postfix_port = free_port(), free_port()
+        try:
+            postfix = start_postfix(postfix_port, FAX_DOMAIN, bridge_port, MAILBOXES, recipe)
+        except PostfixUnavailable as exc:
+            print(f"Postfix cannot start here: {exc}")
+            pytest.skip(f"Postfix cannot start here: {exc}")
+        running.append(postfix)
         config = make_config(
             smtp={
                 "listen": f"127.0.0.1:{bridge_port}",
@@ -104,9 +128,16 @@ def front(
             ],
         )
         assert own_mail_problems(config) == []  # what check-config and serve insist on
-        yield Front(postfix, start_bridge(config))
-    finally:
+        return Front(postfix, start_bridge(config))
+
+    yield make
+    for postfix in running:
         postfix.stop()
+
+
+@pytest.fixture
+def front(make_front: MakeFront) -> Front:
+    return make_front()
 
 
 def test_a_fax_sent_through_postfix_is_faxed_and_its_report_reaches_the_sender(
@@ -181,3 +212,49 @@ def test_postmaster_of_the_fax_domain_through_postfix_reaches_the_postmaster(
     assert (attempt["outcome"], attempt["fax_ids"]) == ("accepted", [])
     assert front.bridge.store.jobs.recent() == []
     front.assert_nothing_loops()
+
+
+def test_with_the_deploy_recipe_postfix_refuses_a_bad_number_during_the_dialogue_with_550(
+    make_front: MakeFront,
+) -> None:
+    front = make_front(recipe=True)
+    with front.client() as client:
+        client.mail(SENDER)
+        refused = reply_text(client.rcpt("frontdesk@fax.localhost"))
+        accepted = reply_text(client.rcpt("12125550123@fax.localhost"))
+        data = reply_text(client.data(fax_mail(sender=SENDER).as_bytes(policy=SMTP)))
+
+    # 550, not 450: the sender's MTA gives up at once instead of retrying for days.
+    assert refused.startswith("550 5.1.1 <frontdesk@fax.localhost>: Recipient address rejected")
+    assert '550 5.1.3 "frontdesk" is not a valid fax number' in refused
+    assert accepted.startswith("250 2.1.5")
+    assert data.startswith("250 2.0.0 Ok: queued as ")
+    (report,) = front.mails("someone")
+    assert report["Subject"] == "Fax to +1 212-555-0123 delivered (2 pages)"
+    assert [j["to"] for j in front.bridge.store.jobs.recent()] == ["+12125550123"]
+    front.assert_nothing_loops()  # the refusal was a reply, not a bounce
+
+
+def test_the_deploy_recipe_parses_with_postconf_and_its_transport_map_with_postmap(
+    tmp_path: Path,
+) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copy(RECIPE / "main.cf", etc / "main.cf")
+    shutil.copy(MASTER_PROTO, etc / "master.cf")
+    shutil.copy(RECIPE / "transport", etc / "transport")
+
+    shown = subprocess.run(
+        [POSTCONF, "-c", str(etc), "-n"], capture_output=True, text=True, timeout=30
+    )
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr  # no unknown settings
+    settings = dict(line.split(" = ", 1) for line in shown.stdout.splitlines())
+    assert settings["relay_domains"] == "fax.example.com"
+    assert settings["unverified_recipient_reject_code"] == "550"
+    assert settings["smtpd_recipient_restrictions"] == (
+        "permit_mynetworks, reject_unauth_destination, check_recipient_access "
+        "inline:{ fax.example.com=reject_unverified_recipient }"
+    )
+    assert postmap(etc, str(etc / "transport")).returncode == 0
+    found = postmap(etc, "-q", "fax.example.com", f"hash:{etc / 'transport'}")
+    assert found.stdout.strip() == "smtp:[127.0.0.1]:2525", found.stderr
