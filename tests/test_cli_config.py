@@ -356,3 +356,35 @@ def test_check_config_warns_when_postmaster_mail_has_nowhere_to_go(
     )
     make_config(smtp={"postmaster_to": []}, faxboxes=_main_faxbox(admin="it@office.localhost"))
     assert run_cli("check-config", config=config_file).ok().stderr == ""
+
+
+def test_the_shipped_configs_mail_only_outside_their_fax_domains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.config import load_config
+    from bridge.own_mail import own_mail_problems, own_mail_warnings
+
+    root = Path(__file__).resolve().parent.parent
+    example = load_config(root / "config.example.yaml")
+    assert own_mail_problems(example) == []
+    assert own_mail_warnings(example) == []
+    assert example.faxboxes[0].inbound.email_to == ["frontdesk@office.localhost"]
+
+    for name, value in {
+        "FAXBRIDGE_HOSTNAME": "fax.example.com",
+        "FAXBRIDGE_FAX_DOMAIN": "fax.example.com",
+        "FAXBRIDGE_MAIL_DOMAIN": "example.com",
+        "FAXBRIDGE_PUBLIC_URL": "https://fax.example.com",
+        "FAXBRIDGE_RELAY_HOST": "host.docker.internal",
+        "POSTGRES_USER": "faxbridge",
+        "POSTGRES_PASSWORD": "secret",
+        "POSTGRES_HOST": "db",
+        "POSTGRES_DB": "faxbridge",
+    }.items():
+        monkeypatch.setenv(name, value)
+    docker = load_config(root / "deploy" / "config.docker.yaml")
+    assert own_mail_problems(docker) == []
+    assert docker.mail.from_ == "Fax Bridge <fax-noreply@example.com>"
+    assert docker.smtp.postmaster_to == ["postmaster@example.com"]
+    compose = (root / "deploy" / "docker-compose.yml").read_text()
+    assert "FAXBRIDGE_MAIL_DOMAIN: ${FAXBRIDGE_MAIL_DOMAIN:-example.com}" in compose

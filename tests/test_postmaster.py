@@ -145,7 +145,6 @@ def test_without_a_postmaster_address_postmaster_is_refused_saying_so(
     assert record["outcome"] == "rejected"
 
 
-
 def test_other_names_from_the_null_sender_are_still_refused(bridge: BridgeThread) -> None:
     with smtp_client(bridge.smtp_address) as client:
         client.mail("")
