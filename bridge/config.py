@@ -125,6 +125,10 @@ class SMTPConfig(_Strict):
     auth: AuthConfig = AuthConfig()
     # Mail to <prefix><number>@<fax domain> is not faxed: the sender gets the fax it would be.
     preview_prefix: str | None = Field("preview+", min_length=1)
+    # Where mail to postmaster@ and abuse@ of every fax domain goes (RFC 5321 §4.5.1, RFC 2142):
+    # accepted, never faxed, forwarded through the mail outbox. Empty: the faxbox's `admin`;
+    # with neither, such mail is refused (550 5.1.1) and check-config warns.
+    postmaster_to: list[str] = []
 
     _check_listen = field_validator("listen")(_host_port)
     _check_networks = field_validator("trusted_networks")(_networks)

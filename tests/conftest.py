@@ -74,7 +74,11 @@ def db_url(tmp_path: Path) -> Iterator[str]:
 
 def base_config(tmp_path: Path, db_url: str) -> dict[str, Any]:
     return {
-        "smtp": {"listen": f"127.0.0.1:{free_port()}", "hostname": "fax.localhost"},
+        "smtp": {
+            "listen": f"127.0.0.1:{free_port()}",
+            "hostname": "fax.localhost",
+            "postmaster_to": ["postmaster@office.localhost"],
+        },
         "http": {
             "listen": f"127.0.0.1:{(port := free_port())}",
             "public_url": f"http://127.0.0.1:{port}",
@@ -82,7 +86,7 @@ def base_config(tmp_path: Path, db_url: str) -> dict[str, Any]:
         "worker": {"backoff_s": 0.2, "max_backoff_s": 1, "poll_interval_s": 0.1},
         "storage": {"url": db_url, "data_dir": str(tmp_path / "var")},
         "mail": {
-            "from": "Fax Bridge <fax-noreply@fax.localhost>",
+            "from": "Fax Bridge <fax-noreply@office.localhost>",
             "transport": "maildir",
             "maildir": str(tmp_path / "var" / "mail"),
             "backoff_s": 0.2,
@@ -100,7 +104,7 @@ def base_config(tmp_path: Path, db_url: str) -> dict[str, Any]:
                 "redial": {"busy": {"tries": 1}, "no_answer": {"tries": 1}},
                 "inbound": {
                     "numbers": ["+12125550100"],
-                    "email_to": ["frontdesk@fax.localhost"],
+                    "email_to": ["frontdesk@office.localhost"],
                 },
             }
         ],

@@ -273,7 +273,7 @@ def test_fax_to_the_own_inbound_number_shows_in_inbound_and_mail(
     assert all(MAIL_KEYS <= m.keys() for m in mails)
     by_kind = {m["kind"]: m for m in mails}
     assert by_kind["report"]["to"] == ["alice@example.com"]
-    assert by_kind["inbound"]["to"] == ["frontdesk@fax.localhost"]
+    assert by_kind["inbound"]["to"] == ["frontdesk@office.localhost"]
     assert {m["status"] for m in mails} == {"sent"}
     assert {m["last_error"] for m in mails} == {None}
 

@@ -276,3 +276,115 @@ def test_preview_errors_name_the_problem(tmp_path: Path) -> None:
         run_cli("preview", message, "-o", out, "--faxbox", "zz", cwd=tmp_path),
         "no faxbox 'zz' (configured: main)",
     )
+
+
+def test_check_config_refuses_mail_the_bridge_would_send_into_its_own_fax_domain(
+    tmp_path: Path, db_url: str, config_file: Path
+) -> None:
+    write_config(
+        config_file,
+        tmp_path,
+        db_url,
+        mail={"from": "Fax Bridge <fax-noreply@fax.localhost>"},
+        faxboxes=_main_faxbox(
+            inbound={"email_to": ["it@office.localhost", "frontdesk@FAX.localhost"]},
+            reports={"cc": ["archive@fax.localhost"]},
+        ),
+    )
+
+    result = run_cli("check-config", config=config_file)
+
+    assert_error(
+        result,
+        "mail.from: Fax Bridge <fax-noreply@fax.localhost> is inside the fax domain "
+        "fax.localhost (the bridge reads 'fax-noreply' as a fax number and would refuse its "
+        "own mail); use an address of your mail domain",
+        "faxboxes.0.inbound.email_to.1: frontdesk@FAX.localhost is inside the fax domain "
+        "fax.localhost",
+        "faxboxes.0.reports.cc.0: archive@fax.localhost is inside the fax domain",
+    )
+    assert "email_to.0" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_serve_refuses_to_start_with_an_inbound_address_inside_the_fax_domain(
+    tmp_path: Path, db_url: str, config_file: Path
+) -> None:
+    write_config(
+        config_file,
+        tmp_path,
+        db_url,
+        faxboxes=_main_faxbox(inbound={"email_to": ["frontdesk@fax.localhost"]}),
+    )
+    assert_error(
+        run_cli("serve", config=config_file),
+        "faxboxes.0.inbound.email_to.0: frontdesk@fax.localhost is inside the fax domain",
+    )
+
+
+def test_postmaster_of_the_fax_domain_may_be_mailed_once_it_is_forwarded_somewhere(
+    tmp_path: Path, db_url: str, config_file: Path
+) -> None:
+    box = _main_faxbox(reports={"cc": ["postmaster@fax.localhost"]})
+    write_config(config_file, tmp_path, db_url, faxboxes=box)
+    assert run_cli("check-config", config=config_file).ok().stderr == ""
+
+    write_config(config_file, tmp_path, db_url, smtp={"postmaster_to": []}, faxboxes=box)
+    assert_error(
+        run_cli("check-config", config=config_file),
+        "faxboxes.0.reports.cc.0: postmaster@fax.localhost is postmaster@ of the fax domain "
+        "fax.localhost, which the bridge forwards to smtp.postmaster_to; set "
+        "smtp.postmaster_to to an address outside the fax domains",
+    )
+
+    write_config(config_file, tmp_path, db_url, smtp={"postmaster_to": ["abuse@fax.localhost"]})
+    assert_error(
+        run_cli("check-config", config=config_file),
+        "smtp.postmaster_to.0: abuse@fax.localhost is inside the fax domain fax.localhost "
+        "(mail forwarded there would come straight back)",
+    )
+
+
+def test_check_config_warns_when_postmaster_mail_has_nowhere_to_go(
+    make_config: MakeConfig, config_file: Path
+) -> None:
+    make_config(smtp={"postmaster_to": []})
+    result = run_cli("check-config", config=config_file).ok()
+    assert result.stderr == (
+        "faxbridge: warning: faxboxes.0: postmaster@ and abuse@ of fax.localhost are refused "
+        "(550 5.1.1): set smtp.postmaster_to (or the faxbox's admin) to receive them\n"
+    )
+    make_config(smtp={"postmaster_to": []}, faxboxes=_main_faxbox(admin="it@office.localhost"))
+    assert run_cli("check-config", config=config_file).ok().stderr == ""
+
+
+def test_the_shipped_configs_mail_only_outside_their_fax_domains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.config import load_config
+    from bridge.own_mail import own_mail_problems, own_mail_warnings
+
+    root = Path(__file__).resolve().parent.parent
+    example = load_config(root / "config.example.yaml")
+    assert own_mail_problems(example) == []
+    assert own_mail_warnings(example) == []
+    assert example.faxboxes[0].inbound.email_to == ["frontdesk@office.localhost"]
+
+    for name, value in {
+        "FAXBRIDGE_HOSTNAME": "fax.example.com",
+        "FAXBRIDGE_FAX_DOMAIN": "fax.example.com",
+        "FAXBRIDGE_MAIL_DOMAIN": "example.com",
+        "FAXBRIDGE_PUBLIC_URL": "https://fax.example.com",
+        "FAXBRIDGE_RELAY_HOST": "host.docker.internal",
+        "POSTGRES_USER": "faxbridge",
+        "POSTGRES_PASSWORD": "secret",
+        "POSTGRES_HOST": "db",
+        "POSTGRES_DB": "faxbridge",
+    }.items():
+        monkeypatch.setenv(name, value)
+    docker = load_config(root / "deploy" / "config.docker.yaml")
+    assert own_mail_problems(docker) == []
+    assert docker.mail.from_ == "Fax Bridge <fax-noreply@example.com>"
+    assert docker.smtp.postmaster_to == ["postmaster@example.com"]
+    compose = (root / "deploy" / "docker-compose.yml").read_text()
+    assert "FAXBRIDGE_MAIL_DOMAIN: ${FAXBRIDGE_MAIL_DOMAIN:-example.com}" in compose

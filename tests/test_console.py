@@ -258,7 +258,7 @@ def test_inbound_and_outbox_pages_list_what_the_bridge_did(sent: Sent) -> None:
     assert outbox.count("<td>report</td>") == 3
     assert outbox.count("<td>inbound</td>") == 1
     assert f'href="/console/jobs/{sent.job}"' in outbox
-    assert "frontdesk@fax.localhost" in outbox
+    assert "frontdesk@office.localhost" in outbox
     rows = re.findall(r"<tr>\s*<td class=\"time\">.*?</tr>", inbound, re.S)
     assert len(rows) == 1
     assert "+12125550100" in rows[0] and "<td>yes</td>" in rows[0]

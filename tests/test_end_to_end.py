@@ -154,7 +154,7 @@ def test_fax_to_an_own_inbound_number_arrives_as_inbound_mail(bridge: BridgeThre
     )
     assert final_job(bridge, "+12125550100")["status"] == "delivered"
     messages = maildir_messages(bridge, count=2)
-    inbound = next(m for m in messages if m["To"] == "frontdesk@fax.localhost")
+    inbound = next(m for m in messages if m["To"] == "frontdesk@office.localhost")
     assert inbound["Subject"].startswith("Fax from +1 212-555-0100")
     attachment = next(iter(inbound.iter_attachments()))
     assert attachment.get_content_type() == "application/pdf"

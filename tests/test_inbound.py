@@ -39,7 +39,7 @@ def bridge(
                 "name": "main",
                 "domains": ["fax.localhost"],
                 "provider": name,
-                "inbound": {"numbers": [FRONT_DESK], "email_to": ["frontdesk@fax.localhost"]},
+                "inbound": {"numbers": [FRONT_DESK], "email_to": ["frontdesk@office.localhost"]},
             },
             {
                 "name": "sales",
@@ -83,12 +83,12 @@ def test_inbound_fax_is_mailed_to_the_faxbox_that_owns_the_number(
     assert {f["from"] for f in faxes.values()} == {CALLER}
 
     mails = {m["To"]: m for m in maildir_messages(bridge, count=2)}
-    assert set(mails) == {"sales@example.com, boss@example.com", "frontdesk@fax.localhost"}
+    assert set(mails) == {"sales@example.com, boss@example.com", "frontdesk@office.localhost"}
     sales_mail = mails["sales@example.com, boss@example.com"]
     assert sales_mail["Subject"].startswith("Fax from +1 212-555-0199")
     assert sales_mail["Auto-Submitted"] == "auto-generated"
     assert attachment(sales_mail) == ("application/pdf", for_sales)
-    assert attachment(mails["frontdesk@fax.localhost"]) == ("application/pdf", for_front_desk)
+    assert attachment(mails["frontdesk@office.localhost"]) == ("application/pdf", for_front_desk)
     wait_for(
         lambda: all(f["emailed"] for f in bridge.store.inbound.recent()),
         what="both faxes marked as e-mailed",

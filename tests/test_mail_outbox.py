@@ -95,7 +95,7 @@ def test_reports_and_inbound_mail_arrive_over_smtp_well_formed(
         assert b"\n" not in mail.data.replace(b"\r\n", b""), "bare LF on the wire"
         parsed = mail.message
         assert parsed["Message-ID"].endswith("@fax.localhost>")
-        assert parsed["Date"] and parsed["From"] == "Fax Bridge <fax-noreply@fax.localhost>"
+        assert parsed["Date"] and parsed["From"] == "Fax Bridge <fax-noreply@office.localhost>"
         assert parsedate_to_datetime(parsed["Date"]).tzinfo is not None
 
     reports = {m.message["Subject"]: m for m in mails if m.rcpt_tos == ["alice@example.com"]}
@@ -114,8 +114,8 @@ def test_reports_and_inbound_mail_arrive_over_smtp_well_formed(
         kinds = [part.get_content_type() for part in parsed.iter_parts()]
         assert kinds == ["multipart/mixed", "message/delivery-status", "text/rfc822-headers"]
 
-    (inbound,) = [m for m in mails if m.rcpt_tos == ["frontdesk@fax.localhost"]]
-    assert inbound.mail_from == "fax-noreply@fax.localhost"
+    (inbound,) = [m for m in mails if m.rcpt_tos == ["frontdesk@office.localhost"]]
+    assert inbound.mail_from == "fax-noreply@office.localhost"
     parsed = inbound.message
     assert parsed["Subject"] == "Fax from +1 212-555-0100 (3 pages)"
     assert parsed["Auto-Submitted"] == "auto-generated"
@@ -160,7 +160,7 @@ def test_relay_outage_loses_nothing_and_sends_every_mail_once(
         "alice@example.com",
         "alice@example.com",
         "alice@example.com",
-        "frontdesk@fax.localhost",
+        "frontdesk@office.localhost",
     ]
 
 

@@ -166,7 +166,7 @@ def provider_faxbox_config(
                 "redial": {"busy": {"tries": 1}, "no_answer": {"tries": 1}},
                 "inbound": {
                     "numbers": ["+12125550100"],
-                    "email_to": ["frontdesk@fax.localhost"],
+                    "email_to": ["frontdesk@office.localhost"],
                 },
             }
         ],

@@ -29,9 +29,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _refuse_unusable_faxboxes(config: Config) -> None:
+    """Faxboxes without a usable provider, and addresses the bridge would mail itself."""
+    from bridge.own_mail import own_mail_problems
     from bridge.providers.registry import faxbox_problems
 
-    problems = faxbox_problems(config)
+    problems = faxbox_problems(config) + own_mail_problems(config)
     if problems:
         raise CommandError(paragraph("; ".join(problems) + "."))
 
@@ -45,8 +47,9 @@ def check_config(args: argparse.Namespace) -> int:
         provider_class(cfg.type)
     _refuse_unusable_faxboxes(config)
     from bridge.numbers import shared_calling_codes
+    from bridge.own_mail import own_mail_warnings
 
-    warnings = list(converter_problems(config.documents))
+    warnings = list(converter_problems(config.documents)) + own_mail_warnings(config)
     for faxbox in config.faxboxes:
         warnings += shared_calling_codes(faxbox)
     for problem in warnings:

@@ -100,6 +100,8 @@ class MailWorker:
             return
         automatic = row.kind in ("report", "preview")  # answers to a sender: null sender
         sender = "" if automatic else parseaddr(self.config.mail.from_)[1]
+        if row.kind == "forward":  # postmaster@ mail keeps its sender; a bounce stays null
+            sender = row.sender or ""
         try:
             where = await self.mailer.send(raw, sender=sender, recipients=recipients)
         except MailDeliveryError as exc:

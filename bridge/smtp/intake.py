@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from email.utils import format_datetime
 from typing import Any
 
 from bridge.config import Config, FaxboxConfig
@@ -39,7 +40,7 @@ from bridge.smtp.policy import (
 )
 from bridge.smtp.preview import preview_row
 from bridge.smtp.repeats import InFlight, repeat_key
-from bridge.store import Attempt, NewJob, PreviewRow, Store, new_id
+from bridge.store import Attempt, ForwardRow, NewJob, PreviewRow, Store, new_id
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,13 @@ class Intake:
         # Subject, From and Message-ID go on the smtplog row of every message received, the
         # refused ones first of all: they are what an admin searches for.
         _note_headers(attempt, await asyncio.to_thread(parse_headers, raw))
-        if why := await asyncio.to_thread(auto_submitted, raw):
+        why = await asyncio.to_thread(auto_submitted, raw)
+        if why and any(r.forward_to for r in recipients):
+            # The postmaster gets automatic mail too (that is what bounces are); nothing is faxed.
+            if any(not r.forward_to for r in recipients):
+                attempt.notes.append(f"Auto-Submitted: {why}: forwarded only, not faxed")
+            recipients = [r for r in recipients if r.forward_to]
+        elif why:
             attempt.outcome = Outcome.REJECTED
             reply = attempt.refuse(AUTO_SUBMITTED_REPLY, f"Auto-Submitted: {why}")
             await self._log_quietly(attempt)
@@ -182,7 +189,11 @@ class Intake:
         log.info("%s is a repeat of %s: not faxed again", attempt.id, earlier["id"])
         return attempt.reply
 
-    async def _take(self, attempt: Attempt, raw: bytes, recipients: list[Recipient]) -> str:
+    async def _take(self, attempt: Attempt, raw: bytes, all_recipients: list[Recipient]) -> str:
+        recipients = [r for r in all_recipients if not r.forward_to]
+        if not recipients:
+            forwards = await self._forwards(attempt, raw, all_recipients)
+            return await self._forward_only(attempt, raw, forwards)
         faxboxes = {r.faxbox.name: r.faxbox for r in recipients}
         prepared: dict[str, PreparedDocument] = {}
         try:
@@ -216,6 +227,7 @@ class Intake:
         attempt.pages = first.pages + (1 if first.wants_cover else 0)
         attempt.faxbox = recipients[0].faxbox.name
 
+        forwards = await self._forwards(attempt, raw, all_recipients)  # the fax is good
         faxes = [r for r in recipients if not r.preview]
         documents: dict[str, str] = {}
         for name, doc in prepared.items():
@@ -235,9 +247,9 @@ class Intake:
         attempt.fax_ids = [job.id for job in jobs]
         attempt.preview = bool(previews)
         attempt.outcome = Outcome.ACCEPTED
-        attempt.reply = f"250 2.0.0 Queued as {attempt.id} ({_queued(jobs, previews)})"
+        attempt.reply = f"250 2.0.0 Queued as {attempt.id} ({_queued(jobs, previews, forwards)})"
         attempt.finished = datetime.now(UTC)
-        await asyncio.to_thread(self.store.accept, attempt, jobs, previews)
+        await asyncio.to_thread(self.store.accept, attempt, jobs, previews, forwards)
         self.jobs_ready.set()
         log.info(
             "%s accepted: %d fax job(s), %d preview(s), %s pages",
@@ -246,6 +258,45 @@ class Intake:
             len(previews),
             attempt.pages,
         )
+        return attempt.reply
+
+    async def _forwards(
+        self, attempt: Attempt, raw: bytes, recipients: list[Recipient]
+    ) -> list[ForwardRow]:
+        """postmaster@ / abuse@ recipients: the message as received, under a Received line,
+        written once and queued with the attempt (one mail to all their addresses)."""
+        own = [r for r in recipients if r.forward_to]
+        if not own:
+            return []
+        targets = list(dict.fromkeys(a for r in own for a in r.forward_to))
+        for_ = f"\r\n\tfor <{own[0].address}>" if len(own) == 1 else ""
+        received = (
+            f"Received: from {attempt.helo or 'unknown'} ([{attempt.peer or 'unknown'}])\r\n"
+            f"\tby {self.config.smtp.hostname} (faxbridge) with ESMTP id {attempt.id}{for_};"
+            f"\r\n\t{format_datetime(attempt.created)}\r\n"
+        )
+        path = await self._write(
+            attempt, f"outbox/forward-{attempt.id}.eml", received.encode() + raw
+        )
+        addresses = ", ".join(r.address for r in own)
+        attempt.notes.append(f"{addresses}: not faxed, forwarded to {', '.join(targets)}")
+        sender = (attempt.mail_from or "").strip().strip("<>")
+        return [ForwardRow(attempt.id, own[0].faxbox.name, sender, targets, path)]
+
+    async def _forward_only(self, attempt: Attempt, raw: bytes, forwards: list[ForwardRow]) -> str:
+        """A message only for postmaster@ / abuse@: logged with its headers, nothing faxed."""
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+        for name, attr in (("From", "header_from"), ("Message-ID", "message_id")):
+            if headers.get(name):
+                setattr(attempt, attr, str(headers[name]))
+        attempt.subject = str(headers.get("Subject", "") or "") or None
+        attempt.faxbox = attempt.faxbox or (forwards[0].faxbox if forwards else None)
+        attempt.fax_ids = []
+        attempt.outcome = Outcome.ACCEPTED
+        attempt.reply = f"250 2.0.0 Queued as {attempt.id} ({_queued([], [], forwards)})"
+        attempt.finished = datetime.now(UTC)
+        await asyncio.to_thread(self.store.accept, attempt, [], [], forwards)
+        log.info("%s accepted for the postmaster: forwarded, not faxed", attempt.id)
         return attempt.reply
 
     def _note(self, attempt: Attempt, recipient: Recipient, doc: PreparedDocument) -> CoverNote:
@@ -362,8 +413,12 @@ def _aware(moment: datetime) -> datetime:
 _IDS_ROOM = 360
 
 
-def _queued(jobs: list[NewJob], previews: list[PreviewRow]) -> str:
+def _queued(
+    jobs: list[NewJob], previews: list[PreviewRow], forwards: list[ForwardRow] | None = None
+) -> str:
     said = [_fax_ids([job.id for job in jobs])] if jobs else []
     if previews:
         said.append(f"preview mailed to {previews[0].to}")
+    if forwards:
+        said.append("forwarded to the postmaster")
     return "; ".join(said)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bridge.config import Config, FaxboxConfig
 from bridge.numbers import NumberError, parse_number, refusal_reason
+from bridge.own_mail import is_own_local_part, postmaster_targets
 
 NULL_SENDER_REPLY = "550 5.7.1 Mail from the null sender is not faxed"
 AUTO_SUBMITTED_REPLY = "550 5.7.1 Automatic replies are not faxed"
@@ -33,6 +34,8 @@ class Recipient:
     faxbox: FaxboxConfig
     e164: str
     preview: bool = False  # preview+<number>@…: the sender gets the fax by mail, nothing is sent
+    # postmaster@ / abuse@ (bridge.own_mail): never faxed, the message is forwarded here.
+    forward_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class RcptDecision:
         }
         if self.recipient is not None and self.recipient.preview:
             entry["preview"] = True
+        if self.recipient is not None and self.recipient.forward_to:
+            entry["forwarded_to"] = list(self.recipient.forward_to)
         return entry
 
 
@@ -109,6 +114,30 @@ def _faxbox_name(config: Config, address: str) -> str | None:
     return faxbox.name if faxbox else None
 
 
+def own_mailbox(config: Config, address: str) -> RcptDecision | None:
+    """postmaster@ / abuse@ of a fax domain: taken for forwarding, or refused when there is
+    nowhere to forward to; None for every other address."""
+    parts = split_address(address)
+    if parts is None or not is_own_local_part(parts[0]):
+        return None
+    local, domain = parts
+    faxbox = config.faxbox_for_domain(domain)
+    if faxbox is None:
+        return None
+    targets = postmaster_targets(config, faxbox)
+    if not targets:
+        return RcptDecision(
+            f"550 5.1.1 <{address}>: no postmaster address is configured for {domain} "
+            "(smtp.postmaster_to)",
+            faxbox=faxbox.name,
+        )
+    return RcptDecision(
+        f"250 2.1.5 Recipient OK, forwarded to the {local.lower()} of {domain}",
+        recipient=Recipient(address, local, faxbox, "", forward_to=tuple(targets)),
+        faxbox=faxbox.name,
+    )
+
+
 def decide_recipient(
     config: Config,
     sender: str | None,
@@ -118,6 +147,8 @@ def decide_recipient(
 ) -> RcptDecision:
     if accepted_so_far >= config.smtp.max_recipients:
         return RcptDecision(TOO_MANY_RECIPIENTS_REPLY, faxbox=_faxbox_name(config, address))
+    if (own := own_mailbox(config, address)) is not None:
+        return own  # before the sender checks: bounces (null sender) must reach the postmaster
     if is_null_sender(sender):
         return RcptDecision(NULL_SENDER_REPLY, faxbox=_faxbox_name(config, address))
     assert sender is not None

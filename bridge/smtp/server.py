@@ -478,8 +478,10 @@ class FaxHandler:
         if decision.recipient is None:
             attempt.refuse(decision.reply)
             return decision.reply
-        if limited := await self._rate_limited(
-            server, decision.recipient, envelope.mail_from or ""
+        if not decision.recipient.forward_to and (
+            limited := await self._rate_limited(
+                server, decision.recipient, envelope.mail_from or ""
+            )
         ):
             attempt.recipients[-1].update(accepted=False, reply=limited)
             attempt.refuse(limited)

@@ -17,7 +17,7 @@ from bridge.store.outbox import Outbox, enqueue_rendered
 from bridge.store.smtplog import Attempt, SmtpLog
 from bridge.store.views import Views
 
-__all__ = ["Attempt", "Database", "NewJob", "PreviewRow", "Store", "new_id", "utcnow"]
+__all__ = ["Attempt", "Database", "ForwardRow", "NewJob", "PreviewRow", "Store", "new_id", "utcnow"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,17 @@ class PreviewRow:
     ref: str  # attempt id and recipient number
     faxbox: str
     to: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ForwardRow:
+    """A message to postmaster@ / abuse@, kept as received, to be passed on with its attempt."""
+
+    ref: str  # attempt id
+    faxbox: str
+    sender: str  # the original envelope sender ("" for a bounce): theirs, not ours
+    recipients: list[str]
     path: str
 
 
@@ -59,15 +70,24 @@ class Store:
         self.db.create_schema()
 
     def accept(
-        self, attempt: Attempt, jobs: list[NewJob], previews: list[PreviewRow] | None = None
+        self,
+        attempt: Attempt,
+        jobs: list[NewJob],
+        previews: list[PreviewRow] | None = None,
+        forwards: list[ForwardRow] | None = None,
     ) -> None:
-        """The one transaction behind a 250: the attempt, all its jobs and preview mails."""
+        """The one transaction behind a 250: the attempt, all its jobs, preview and postmaster
+        mails."""
         with self.db.begin() as conn:
             self.smtplog.insert(attempt, conn)
             self.jobs.insert_many(conn, attempt.id, jobs)
             for preview in previews or []:
                 enqueue_rendered(
                     conn, "preview", preview.ref, preview.faxbox, [preview.to], preview.path
+                )
+            for mail in forwards or []:
+                enqueue_rendered(
+                    conn, "forward", mail.ref, mail.faxbox, mail.recipients, mail.path, mail.sender
                 )
 
     @classmethod

@@ -54,9 +54,16 @@ def enqueue(conn: sa.Connection, kind: str, ref: str, faxbox: str, sender: str =
 
 
 def enqueue_rendered(
-    conn: sa.Connection, kind: str, ref: str, faxbox: str, recipients: list[str], path: str
+    conn: sa.Connection,
+    kind: str,
+    ref: str,
+    faxbox: str,
+    recipients: list[str],
+    path: str,
+    sender: str = "",
 ) -> None:
-    """A mail built before it was queued (a preview): the worker only has to send it."""
+    """A mail built before it was queued (a preview, a postmaster forward): the worker only
+    has to send it, from `sender` when it is a forward."""
     now = utcnow()
     conn.execute(
         mail_outbox.insert().values(
@@ -64,7 +71,7 @@ def enqueue_rendered(
             kind=kind,
             ref=ref,
             faxbox=faxbox,
-            sender="",
+            sender=sender,
             recipients=recipients,
             message_path=path,
             status="pending",

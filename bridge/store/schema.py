@@ -165,7 +165,7 @@ mail_outbox = sa.Table(
     "mail_outbox",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # report | inbound | preview
+    sa.Column("kind", sa.String(16), nullable=False),  # report | inbound | preview | forward
     sa.Column("ref", sa.String(64), nullable=False),  # job id + round, or inbound fax id
     sa.Column("faxbox", sa.String(64)),
     sa.Column("sender", sa.Text, nullable=False, default=""),
