@@ -70,6 +70,12 @@ class Store:
                     conn, "preview", preview.ref, preview.faxbox, [preview.to], preview.path
                 )
 
+    def accept_one(self, attempt: Attempt, job: NewJob, detail: str) -> None:
+        """An attempt made outside SMTP (a Kazoo `forward`) and its one job, together."""
+        with self.db.begin() as conn:
+            self.smtplog.insert(attempt, conn)
+            self.jobs.insert_many(conn, attempt.id, [job], detail)
+
     @classmethod
     def for_config(cls, storage: StorageConfig) -> Store:
         return cls(
