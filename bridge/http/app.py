@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.requests import ClientDisconnect
 
 from bridge import metrics
@@ -18,6 +18,7 @@ from bridge.events import apply_status, record_inbound
 from bridge.http.api import API_DESCRIPTION, kazoo_api
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
+from bridge.http.console_auth import PREFIX as CONSOLE
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
@@ -90,6 +91,12 @@ def create_app(
             for update in result.updates:
                 await _keep(store, provider_name, incoming, unmatched(update))
         return PlainTextResponse(result.reply_body)
+
+    @app.get("/", include_in_schema=False)
+    async def landing() -> Response:
+        """Someone who types the bridge's address into a browser gets the console (its login
+        page when not signed in), not a 404."""
+        return RedirectResponse(f"{CONSOLE}/", status_code=303)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
