@@ -17,6 +17,7 @@ from bridge.errors import DocumentError
 from bridge.smtp.intake import auto_submitted, document_options
 from bridge.smtp.policy import decide_recipient
 from bridge.store import Store
+from bridge.store.smtplog import NOT_A_MAIL
 
 
 @dataclass
@@ -47,6 +48,11 @@ def explain(
     if record is None:
         raise LookupError(f"no smtplog record {attempt_id}")
     out = Explanation(attempt_id)
+    if (record["notes"] or [""])[0].startswith(NOT_A_MAIL):  # a Kazoo API forward
+        story = record["notes"][0].removeprefix(NOT_A_MAIL)
+        out.say(f"{story[:1].upper()}{story[1:]}; no mail was received.")
+        _jobs(out, store, record)
+        return out
     _session(out, record)
     _recipients(out, config, record)
     raw_path = store.smtplog.raw_path(attempt_id)

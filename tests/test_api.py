@@ -207,3 +207,22 @@ def test_inbox_shows_the_fax_received_on_the_faxbox_number(api_bridge: BridgeThr
     response = api(api_bridge, f"/inbox/{fax['id']}/attachment")
     assert response.headers["content-type"] == "application/pdf"
     assert len(PdfReader(BytesIO(response.content)).pages) == fax["pages"] == 2
+
+
+def test_unknown_paths_and_methods_answer_as_crossbar_does(api_bridge: BridgeThread) -> None:
+    headers = {"X-Auth-Token": TOKEN, "X-Request-ID": "req-42"}
+    base = api_bridge.http_url + ACCOUNT
+    unknown = httpx.get(base + "/nonsense", headers=headers)
+    method = httpx.delete(base + "/smtplog", headers=headers)
+    for response, status, message, text in (
+        (unknown, 404, "not_found", "not found"),
+        (method, 405, "invalid_method", "method not allowed"),
+    ):
+        assert response.status_code == status
+        body = response.json()
+        assert (body["error"], body["message"], body["status"]) == (str(status), message, "error")
+        assert body["data"] == {"message": text}
+        assert body["request_id"] == response.headers["X-Request-ID"] == "req-42"
+        assert body["auth_token"] == TOKEN
+    assert method.headers["allow"] == "GET"
+    assert httpx.get(api_bridge.http_url + "/nothing-here").json() == {"detail": "Not Found"}

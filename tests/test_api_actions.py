@@ -18,6 +18,7 @@ import pytest
 from pypdf import PdfReader
 
 from bridge.config import Config
+from bridge.explain import explain
 from tests.bridge_runner import BridgeThread
 from tests.helpers import wait_for
 from tests.messages import fax_mail
@@ -179,6 +180,11 @@ def test_forward_sends_a_received_fax_to_another_number(api_bridge: BridgeThread
     assert logged["fax_ids"] == [new["id"]]
     assert logged["outcome"] == "accepted"
     assert f"inbound fax {fax['id']}" in logged["notes"][0]
+    story = explain(api_bridge.config, api_bridge.store, new["attempt_id"])
+    assert story.steps[0].startswith(f"Inbound fax {fax['id']} (from {fax['from']}) forwarded")
+    assert story.steps[0].endswith("; no mail was received.")
+    assert f"Fax job {new['id']} to +12125550123 via sim: delivered" in story.steps[1]
+    assert story.differences == []
 
     def report() -> EmailMessage | None:
         return next((m for m in maildir(api_bridge) if new["id"] in m.as_string()), None)

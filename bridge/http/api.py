@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -151,6 +152,32 @@ def _invalid_data(exc: RequestValidationError) -> KazooError:
     return KazooError(400, "invalid data", data)
 
 
+def identify(request: Request) -> None:
+    """The request's id (the client's `X-Request-ID` when it is a sane one) and token."""
+    given = request.headers.get("x-request-id", "")
+    request.state.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request.state.auth_token = request.headers.get("x-auth-token", "")
+
+
+async def kazoo_not_routed(request: Request, exc: Exception) -> Response:
+    """A path under `/v2/` that no route has (404 `not_found`) or a method it does not take
+    (405 `invalid_method`), answered as crossbar's api_resource does; elsewhere FastAPI's."""
+    assert isinstance(exc, HTTPException)  # registered for HTTPException only
+    if not request.url.path.startswith("/v2/"):
+        return await http_exception_handler(request, exc)
+    identify(request)
+    if exc.status_code == 405:
+        error = KazooError(405, "invalid_method", {"message": "method not allowed"})
+    elif exc.status_code == 404:
+        error = KazooError(404, "not_found", {"message": "not found"})
+    else:
+        error = KazooError(exc.status_code, "error", {"message": str(exc.detail)})
+    response = error_response(request, error)
+    response.headers.update(exc.headers or {})  # a 405 names the methods it takes (Allow)
+    response.headers["X-Request-ID"] = request.state.request_id
+    return response
+
+
 class KazooRoute(APIRoute):
     """Gives each request an id and turns every refusal into Kazoo's error envelope."""
 
@@ -158,9 +185,7 @@ class KazooRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            given = request.headers.get("x-request-id", "")
-            request.state.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-            request.state.auth_token = request.headers.get("x-auth-token", "")
+            identify(request)
             try:
                 response = await handle(request)
             except KazooError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from bridge import metrics
@@ -15,7 +16,7 @@ from bridge.config import Config
 from bridge.documents.pool import DocumentPool
 from bridge.errors import CallbackError, ProviderError, StorageError
 from bridge.events import apply_status, record_inbound
-from bridge.http.api import API_DESCRIPTION, kazoo_api
+from bridge.http.api import API_DESCRIPTION, kazoo_api, kazoo_not_routed
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
 from bridge.http.console_auth import PREFIX as CONSOLE
@@ -41,6 +42,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title="faxbridge", version="0.1.0", description=API_DESCRIPTION)
     app.include_router(kazoo_api(config, store))  # /v2/accounts/{faxbox}/faxes/…
+    app.add_exception_handler(HTTPException, kazoo_not_routed)  # …and its 404s and 405s
     app.include_router(metrics.router(store))  # /metrics
     app.include_router(console_router(config, store))  # /console: the web console
     listeners_up = ready or asyncio.Event()

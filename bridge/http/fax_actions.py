@@ -25,6 +25,7 @@ from bridge.documents.cover import render_cover
 from bridge.models import CoverNote, Outcome
 from bridge.numbers import NumberError, format_for_people, parse_number, refusal_reason
 from bridge.store import Attempt, NewJob, Store, new_id
+from bridge.store.smtplog import NOT_A_MAIL
 
 NO_NUMBER = "add a valid number to send the fax to"  # Kazoo's words (cb_faxes verify_number)
 
@@ -199,7 +200,7 @@ def forward(
         faxbox=faxbox.name,
         fax_ids=[new],
         notes=[
-            f"not a mail: inbound fax {fax_id} (from {fax.from_number}) forwarded to "
+            f"{NOT_A_MAIL}inbound fax {fax_id} (from {fax.from_number}) forwarded to "
             f"{dest.e164} through the Kazoo API (PUT …/faxes/inbox/{fax_id}, action forward)"
         ],
     )
