@@ -459,3 +459,20 @@ def test_a_received_pdf_that_cannot_be_read_is_a_page_saying_so(sent: Sent) -> N
     assert "no page the bridge can show; download it" in page.text
     assert image.status_code == 404
     assert pdf.content.startswith(b"%PDF-1.4\nnot really")  # the admin may still download it
+
+
+def test_a_forwarded_fax_shows_where_it_came_from(sent: Sent) -> None:
+    fax = loopback(sent)
+    forwarded = httpx.put(
+        f"{sent.bridge.http_url}/v2/accounts/main/faxes/inbox/{fax['id']}",
+        headers={"X-Auth-Token": TOKEN},
+        json={"action": "forward", "data": {"to_number": "+12125550123"}},
+    )
+    assert forwarded.status_code == 200, forwarded.text
+    job = forwarded.json()["data"]
+    with logged_in(sent.url) as client:
+        page = client.get(f"/attempts/{job['attempt_id']}").text
+        images = client.get(f"/jobs/{job['id']}/fax").text
+    assert f"inbound fax {fax['id']} (from {fax['from']}) forwarded to +12125550123" in page
+    assert f'href="/console/jobs/{job["id"]}/fax"' in page
+    assert images.count('alt="Page ') == 3  # the received fax as it came, no cover of its own
