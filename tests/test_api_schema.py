@@ -113,4 +113,6 @@ def test_api_has_no_server_error_and_keeps_to_its_schema(
 
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "12 operations" in run.stdout or "12 selected" in run.stdout, run.stdout[-3000:]
-    assert elapsed < 60, f"schemathesis took {elapsed:.0f} s"
+    # 12 operations, two of which make fax jobs the bridge then sends: 37 s alone on a shared
+    # 2-core machine (load 8), 65 s inside the whole suite there; the bound catches a run away.
+    assert elapsed < 90, f"schemathesis took {elapsed:.0f} s"
