@@ -20,6 +20,7 @@ from bridge.smtp.auth import in_networks
 from bridge.smtp.intake import auto_submitted, document_options
 from bridge.smtp.policy import AUTH_REQUIRED_REPLY, decide_recipient, rate_limit_reply
 from bridge.store import Store
+from bridge.store.smtplog import NOT_A_MAIL
 
 
 @dataclass
@@ -50,6 +51,11 @@ def explain(
     if record is None:
         raise LookupError(f"no smtplog record {attempt_id}")
     out = Explanation(attempt_id)
+    if (record["notes"] or [""])[0].startswith(NOT_A_MAIL):  # a Kazoo API forward
+        story = record["notes"][0].removeprefix(NOT_A_MAIL)
+        out.say(f"{story[:1].upper()}{story[1:]}; no mail was received.")
+        _jobs(out, store, record)
+        return out
     _session(out, record)
     _session_today(out, config, record)
     _recipients(out, config, record)

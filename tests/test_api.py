@@ -71,9 +71,12 @@ def test_smtplog_answers_in_kazoos_envelope_with_the_attempt_as_logged(
     body = response.json()
     assert body["status"] == "success"
     assert body["page_size"] == 1
-    assert body["next_start_key"] is None
+    assert "next_start_key" not in body  # crossbar_view leaves it out on the last page
+    assert body["start_key"] == attempt_id  # where this page began, given or not
+    assert body["auth_token"] == TOKEN  # Kazoo echoes the request's token
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert body["revision"]
+    assert datetime.fromisoformat(body["timestamp"]).microsecond == 0  # kz_time:iso8601
     (record,) = body["data"]
     assert set(record) == set(RECORD_KEYS)
     assert record["id"] == attempt_id
@@ -107,7 +110,8 @@ def test_lists_page_newest_first_across_three_pages_without_gaps(api_bridge: Bri
             body = api(api_bridge, f"/{kind}", **params).json()
             pages.append([record["id"] for record in body["data"]])
             assert body["page_size"] == len(body["data"])
-            start_key = body["next_start_key"]
+            assert body["start_key"] == pages[-1][0]
+            start_key = body.get("next_start_key")
             if start_key is None:
                 break
         assert pages == [expected[0:2], expected[2:4], expected[4:5]], kind
@@ -125,6 +129,7 @@ def test_without_a_valid_token_the_api_answers_401_and_reveals_nothing(
             assert body["error"] == "401"
             assert body["message"] == "invalid_credentials"
             assert body["status"] == "error"
+            assert body["auth_token"] == (token or "")
             assert "data" in body and "alice" not in response.text
     # an unknown account is not told apart from a known one without a token
     assert api(api_bridge, "/smtplog", token=None).status_code == 401
@@ -158,6 +163,8 @@ def test_unknown_account_or_id_is_kazoos_bad_identifier(api_bridge: BridgeThread
         body = response.json()
         assert (body["error"], body["message"]) == ("404", "bad_identifier")
         assert body["data"]["message"] == "bad identifier"
+        path = response.url.path
+        assert body["data"]["cause"] == ("other" if "/other/" in path else path.split("/")[-1])
 
     bad = api(api_bridge, "/outbox", page_size=0)
     assert bad.status_code == 400
@@ -202,56 +209,6 @@ def test_inbox_shows_the_fax_received_on_the_faxbox_number(api_bridge: BridgeThr
     assert len(PdfReader(BytesIO(response.content)).pages) == fax["pages"] == 2
 
 
-def test_resubmit_queues_a_failed_fax_again(
-    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
-) -> None:
-    # The simulator knows a resubmitted job as the fax it already sent (same job id) and
-    # does not call back again; a quick status poll brings the job to its final state.
-    api_bridge = start_bridge(
-        make_config({"http": {"api_tokens": [TOKEN]}, "providers": {"sim": {"status_poll_s": 0.2}}})
-    )
-    _, busy = deliver(api_bridge, fax_mail(to="12125550001@fax.localhost"))
-    assert final(api_bridge, busy)["reason"] == "busy"
-    url = f"{api_bridge.http_url}{ACCOUNT}/outbox/{busy}"
-    headers = {"X-Auth-Token": TOKEN}
-
-    response = httpx.put(url, headers=headers, json={"data": {"action": "resubmit"}})
-
-    assert response.status_code == 200, response.text
-    job = response.json()["data"]
-    assert job["status"] == "queued"
-    assert job["reason"] is None
-    assert job["history"][-1]["detail"] == "retried by an admin"
-
-    def failed_twice() -> list[str]:
-        found = api(api_bridge, f"/outbox/{busy}").json().get("data", {})
-        history = [e["status"] for e in found.get("history", [])]
-        return history if history.count("failed") == 2 else []
-
-    history = wait_for(failed_twice, timeout_s=30, what="the second failure")
-    assert history[history.index("failed") + 1 :][:2] == ["queued", "submitting"]
-    bare = httpx.put(url, headers=headers, json={"action": "resubmit"})
-    assert bare.status_code == 200
-    assert bare.json()["data"]["status"] == "queued"
-
-    refused = httpx.put(url, headers=headers, json={"data": {"action": "delete"}})
-    assert refused.status_code == 400
-    assert httpx.put(url, json={"action": "resubmit"}).status_code == 401
-
-
-def test_resubmitting_a_delivered_fax_is_a_conflict(api_bridge: BridgeThread) -> None:
-    _, job_id = deliver(api_bridge, fax_mail())
-    assert final(api_bridge, job_id)["status"] == "delivered"
-    response = httpx.put(
-        f"{api_bridge.http_url}{ACCOUNT}/outbox/{job_id}",
-        headers={"X-Auth-Token": TOKEN},
-        json={"data": {"action": "resubmit"}},
-    )
-    assert response.status_code == 409
-    assert "only failed, cancelled or unknown" in response.json()["data"]["message"]
-    assert final(api_bridge, job_id)["status"] == "delivered"
-
-
 def test_refused_attempts_are_listed_under_their_faxbox_with_their_headers(
     api_bridge: BridgeThread,
 ) -> None:
@@ -283,3 +240,22 @@ def test_refused_attempts_are_listed_under_their_faxbox_with_their_headers(
     assert refused["subject"] == "Nothing to fax"
     assert refused["header_from"] == "Alice Example <alice@example.com>"
     assert refused["message_id"] == message["Message-ID"]
+
+
+def test_unknown_paths_and_methods_answer_as_crossbar_does(api_bridge: BridgeThread) -> None:
+    headers = {"X-Auth-Token": TOKEN, "X-Request-ID": "req-42"}
+    base = api_bridge.http_url + ACCOUNT
+    unknown = httpx.get(base + "/nonsense", headers=headers)
+    method = httpx.delete(base + "/smtplog", headers=headers)
+    for response, status, message, text in (
+        (unknown, 404, "not_found", "not found"),
+        (method, 405, "invalid_method", "method not allowed"),
+    ):
+        assert response.status_code == status
+        body = response.json()
+        assert (body["error"], body["message"], body["status"]) == (str(status), message, "error")
+        assert body["data"] == {"message": text}
+        assert body["request_id"] == response.headers["X-Request-ID"] == "req-42"
+        assert body["auth_token"] == TOKEN
+    assert method.headers["allow"] == "GET"
+    assert httpx.get(api_bridge.http_url + "/nothing-here").json() == {"detail": "Not Found"}

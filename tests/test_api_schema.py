@@ -54,6 +54,14 @@ values = [{values}]
 [parameters]
 "path.faxbox" = {{ dictionary = "accounts", probability = 0.8 }}
 {bindings}
+
+# A resubmit or forward names a number: one the schema admits (any string) may still be no
+# number the faxbox may dial, and then the answer is Kazoo's 400 "invalid data".
+[[operations]]
+include-method = "PUT"
+
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
 """
 
 
@@ -104,5 +112,7 @@ def test_api_has_no_server_error_and_keeps_to_its_schema(
     elapsed = time.monotonic() - started
 
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "11 operations" in run.stdout or "11 selected" in run.stdout, run.stdout[-3000:]
-    assert elapsed < 60, f"schemathesis took {elapsed:.0f} s"
+    assert "12 operations" in run.stdout or "12 selected" in run.stdout, run.stdout[-3000:]
+    # 12 operations, two of which make fax jobs the bridge then sends: 37 s alone on a shared
+    # 2-core machine (load 8), 65 s inside the whole suite there; the bound catches a run away.
+    assert elapsed < 90, f"schemathesis took {elapsed:.0f} s"

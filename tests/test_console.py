@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pypdf import PdfReader
 
 from bridge.config import Config
 from bridge.http.console_auth import ConsoleAuth
@@ -315,3 +317,163 @@ def test_an_admin_logs_in_filters_and_follows_an_attempt_to_its_delivered_fax(
 
         browser.click("form.logout button")
         assert "/console/login" in browser.url
+
+
+# -- the fax itself ---------------------------------------------------------------------------
+def loopback(sent: Sent) -> dict[str, Any]:
+    """A fax to the faxbox's own number comes back in as an inbound fax (simulator)."""
+    send_ok(sent.bridge, "12125550100@fax.localhost", subject="Loopback", pdf_pages=2)
+    found = wait_for(lambda: sent.bridge.store.inbound.recent(limit=1), what="the inbound fax")
+    return dict(found[0])
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), data[:16]
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_slash_leads_to_the_console(sent: Sent) -> None:
+    reply = httpx.get(sent.bridge.http_url + "/")
+    assert reply.status_code == 303
+    assert reply.headers["location"] == "/console/"
+    landed = httpx.get(sent.bridge.http_url + "/", follow_redirects=True)
+    assert landed.status_code == 200
+    assert str(landed.url).endswith("/console/login?next=%2Fconsole%2F")
+    assert 'name="token"' in landed.text
+
+
+def test_the_fax_pages_and_pdf_need_the_login_and_unknown_ids_are_404(sent: Sent) -> None:
+    fax = loopback(sent)
+    paths = [
+        f"/jobs/{sent.job}/fax",
+        f"/jobs/{sent.job}/fax.pdf",
+        f"/jobs/{sent.job}/fax/1.png",
+        f"/inbound/{fax['id']}",
+        f"/inbound/{fax['id']}/fax.pdf",
+        f"/inbound/{fax['id']}/fax/1.png",
+    ]
+    with httpx.Client(base_url=sent.url) as client:
+        for path in paths:
+            reply = client.get(path)
+            assert reply.status_code == 303, path
+            assert reply.headers["location"].startswith("/console/login?next="), path
+            assert b"%PDF" not in reply.content and b"PNG" not in reply.content
+    with logged_in(sent.url) as client:
+        for path in paths:
+            assert client.get(path).status_code == 200, path
+        for path in (
+            "/jobs/0000000000000000/fax",
+            "/jobs/0000000000000000/fax.pdf",
+            "/jobs/0000000000000000/fax/1.png",
+            "/inbound/0000000000000000",
+            "/inbound/0000000000000000/fax.pdf",
+            "/inbound/0000000000000000/fax/1.png",
+            f"/inbound/{sent.job}",  # a job id is no inbound fax id
+            f"/jobs/{sent.job}/fax/3.png",  # the fax has two pages
+            f"/jobs/{sent.job}/fax/0.png",
+            f"/jobs/{sent.job}/fax/one.png",
+            f"/jobs/{sent.job}/fax/1.gif",
+            f"/other/{sent.job}/fax.pdf",
+        ):
+            reply = client.get(path)
+            assert reply.status_code == 404, path
+            assert "text/html" in reply.headers["content-type"], path
+
+
+def test_a_sent_fax_shows_as_page_images_and_downloads_as_pdf(sent: Sent) -> None:
+    with logged_in(sent.url) as client:
+        page = client.get(f"/jobs/{sent.job}/fax").text
+        images = re.findall(r'<img src="([^"]+)" alt="Page (\d) of 2"', page)
+        assert images == [
+            (f"/console/jobs/{sent.job}/fax/1.png", "1"),
+            (f"/console/jobs/{sent.job}/fax/2.png", "2"),
+        ]
+        assert f'href="/console/jobs/{sent.job}/fax.pdf" download' in page
+        first = client.get(images[0][0].removeprefix("/console"))
+        pdf = client.get(f"/jobs/{sent.job}/fax.pdf")
+        job_page = client.get(f"/jobs/{sent.job}").text
+    assert first.headers["content-type"] == "image/png"
+    assert first.headers["cache-control"] == "no-store"  # a fax is nobody's cached file
+    assert png_size(first.content) == (850, 1100)  # Letter at 100 dpi
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == f'attachment; filename="fax-{sent.job}.pdf"'
+    reader = PdfReader(BytesIO(pdf.content))
+    assert len(reader.pages) == 2
+    assert "Signed contract" in reader.pages[0].extract_text()  # the cover page comes first
+    assert f'href="/console/jobs/{sent.job}/fax"' in job_page
+
+
+def test_a_received_fax_is_a_clickable_row_with_its_pages(sent: Sent) -> None:
+    fax = loopback(sent)
+    with logged_in(sent.url) as client:
+        listing = client.get("/inbound").text
+        page = client.get(f"/inbound/{fax['id']}").text
+        pdf = client.get(f"/inbound/{fax['id']}/fax.pdf")
+        second = client.get(f"/inbound/{fax['id']}/fax/3.png")
+    assert f'<a class="row" href="/console/inbound/{fax["id"]}">' in listing
+    assert fax["from"] in page and "3 pages" in page  # a cover and two pages came back in
+    assert page.count('alt="Page ') == 3
+    assert len(PdfReader(BytesIO(pdf.content)).pages) == 3
+    assert second.status_code == 200 and png_size(second.content)[0] == 850
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs the Debian chromium package (make test installs it)"
+)
+def test_an_admin_clicks_a_fax_row_and_sees_its_pages(sent: Sent, tmp_path: Path) -> None:
+    fax = loopback(sent)
+    loaded = (
+        "[...document.querySelectorAll('#pages img')]"
+        ".map(i => i.complete && i.naturalWidth > 0 ? i.naturalWidth : 0)"
+    )
+    with Chromium(tmp_path / "chromium") as browser:
+        browser.open(f"{sent.url}/inbound")
+        browser.type("#token", TOKEN)
+        browser.click("form[action='/console/login'] button")
+        assert browser.url == f"{sent.url}/inbound"
+
+        browser.click("#inbound tbody tr")  # the row, not the link in its first cell
+        assert browser.url == f"{sent.url}/inbound/{fax['id']}"
+        assert browser.value(loaded) == [850, 850, 850]
+        assert browser.texts("#pages figcaption") == [f"Page {n} of 3" for n in (1, 2, 3)]
+        assert browser.value("document.querySelector('a.download').href").endswith(
+            f"/console/inbound/{fax['id']}/fax.pdf"
+        )
+        browser.screenshot(ARTIFACTS / "console-inbound-fax.png")
+
+        browser.open(f"{sent.url}/attempts/{sent.accepted}")
+        browser.click("a.view-fax")
+        assert browser.url == f"{sent.url}/jobs/{sent.job}/fax"
+        assert browser.value(loaded) == [850, 850]
+
+
+def test_a_received_pdf_that_cannot_be_read_is_a_page_saying_so(sent: Sent) -> None:
+    fax = loopback(sent)
+    row = sent.bridge.store.inbound.row(fax["id"])
+    assert row is not None and row.document_path
+    sent.bridge.store.db.path(row.document_path).write_bytes(b"%PDF-1.4\nnot really a PDF\n")
+    with logged_in(sent.url) as client:
+        page = client.get(f"/inbound/{fax['id']}")
+        image = client.get(f"/inbound/{fax['id']}/fax/1.png")
+        pdf = client.get(f"/inbound/{fax['id']}/fax.pdf")
+    assert page.status_code == 200
+    assert "no page the bridge can show; download it" in page.text
+    assert image.status_code == 404
+    assert pdf.content.startswith(b"%PDF-1.4\nnot really")  # the admin may still download it
+
+
+def test_a_forwarded_fax_shows_where_it_came_from(sent: Sent) -> None:
+    fax = loopback(sent)
+    forwarded = httpx.put(
+        f"{sent.bridge.http_url}/v2/accounts/main/faxes/inbox/{fax['id']}",
+        headers={"X-Auth-Token": TOKEN},
+        json={"action": "forward", "data": {"to_number": "+12125550123"}},
+    )
+    assert forwarded.status_code == 200, forwarded.text
+    job = forwarded.json()["data"]
+    with logged_in(sent.url) as client:
+        page = client.get(f"/attempts/{job['attempt_id']}").text
+        images = client.get(f"/jobs/{job['id']}/fax").text
+    assert f"inbound fax {fax['id']} (from {fax['from']}) forwarded to +12125550123" in page
+    assert f'href="/console/jobs/{job["id"]}/fax"' in page
+    assert images.count('alt="Page ') == 3  # the received fax as it came, no cover of its own

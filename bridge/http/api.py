@@ -1,8 +1,11 @@
 """The Kazoo-compatible API (DESIGN.md §7): `/v2/accounts/{faxbox}/faxes/…`.
 
 Tools written for Kazoo's fax API read the bridge with a changed base URL: one "account" per
-faxbox, Kazoo's envelope (`data`, `status`, `page_size`, `next_start_key`, `request_id`,
-`revision`) and its error shape (`{"error": "404", "message": "bad_identifier", …}`). The
+faxbox, Kazoo's envelope as crossbar's api_util builds it (`data`, `status`, `request_id`,
+`revision`, `timestamp`, `auth_token`; lists add crossbar_view's `page_size`, `start_key` and,
+unless it is the last page, `next_start_key`) and its error shape (`{"error": "404",
+"message": "bad_identifier", "data": {"cause": <id>, …}}`). The actions `resubmit` and
+`forward` are `bridge.http.fax_actions`. The
 token is checked before anything else, so without one nothing is revealed, not even which
 faxboxes exist. Every error, validation errors included, leaves through `KazooRoute` in the
 Kazoo shape rather than FastAPI's `{"detail": …}`.
@@ -17,9 +20,11 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -29,14 +34,15 @@ from starlette.exceptions import HTTPException
 from bridge.config import Config
 from bridge.documents import merge_pdfs
 from bridge.errors import StorageError
+from bridge.http import fax_actions
 from bridge.http.api_models import (
     ErrorEnvelope,
     FaxJobList,
     FaxJobOne,
+    ForwardRequest,
     InboundList,
     InboundOne,
-    ResubmitAction,
-    ResubmitEnvelope,
+    ResubmitRequest,
     SmtpLogList,
     SmtpLogOne,
 )
@@ -46,11 +52,13 @@ from bridge.store.inbound import inbound_record
 from bridge.store.views import Page
 
 API_DESCRIPTION = """\
-Kazoo-compatible, read-mostly view of the bridge: one *account* per faxbox (the account id in
+Kazoo-compatible view of the bridge: one *account* per faxbox (the account id in
 the path is the faxbox name). Every request needs an `X-Auth-Token` header holding one of the
 tokens listed under `http.api_tokens` in the configuration. **When no token is configured the
 API is closed: every request is answered `401`.** Lists are newest first; pass `page_size`
-(default 50) and the previous answer's `next_start_key` as `start_key` to page.
+(default 50) and the previous answer's `next_start_key` as `start_key` to page (it is absent
+on the last page). `PUT …/outbox/{id}` `{"action": "resubmit"}` and `PUT …/inbox/{id}`
+`{"action": "forward", "data": {"to_number": …}}` make a new fax job, as Kazoo's cb_faxes.
 """
 
 _ID = re.compile(r"[0-9a-f]{1,32}")
@@ -88,8 +96,16 @@ class KazooError(Exception):
         self.data = data
 
 
-def bad_identifier(detail: str = "The path requested is invalid") -> KazooError:
-    return KazooError(404, "bad_identifier", {"message": "bad identifier", "not_found": detail})
+def bad_identifier(cause: str, reason: str | None = None) -> KazooError:
+    """crossbar_doc's answer for a document not found: `{"cause": <id>, "message": "bad
+    identifier"}`; `reason` says more where the id exists but its fax is gone."""
+    data = {"cause": cause, "message": "bad identifier"}
+    return KazooError(404, "bad_identifier", data | ({"reason": reason} if reason else {}))
+
+
+def _now() -> datetime:
+    """Kazoo's timestamps are whole seconds (`kz_time:iso8601(now_s())`)."""
+    return utcnow().replace(microsecond=0)
 
 
 def error_response(request: Request, exc: KazooError) -> JSONResponse:
@@ -98,7 +114,8 @@ def error_response(request: Request, exc: KazooError) -> JSONResponse:
         error=str(exc.status),
         message=exc.message,
         request_id=request.state.request_id,
-        timestamp=utcnow(),
+        timestamp=_now(),
+        auth_token=request.state.auth_token,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=exc.status)
 
@@ -106,17 +123,59 @@ def error_response(request: Request, exc: KazooError) -> JSONResponse:
 _PARSE_ERROR = KazooError(400, "parse_error", {"message": "failed to parse request body"})
 
 
+def _action_error(exc: RequestValidationError) -> KazooError | None:
+    """cb_faxes.erl's words for a PUT without a known `action`: "action required", "invalid
+    action" (Kazoo answers them with 500, a server error; here they are the client's, 400)."""
+    for error in exc.errors():
+        where = tuple(str(part) for part in error.get("loc", ()))
+        if where in (("body",), ("body", "action")):
+            word = "invalid action" if error.get("type") == "literal_error" else "action required"
+            return KazooError(400, word, {"message": word})
+    return None
+
+
 def _invalid_data(exc: RequestValidationError) -> KazooError:
     """Kazoo's validation errors: `{"page_size": {"minimum": {"message": …}}}`."""
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
         return _PARSE_ERROR
+    if action := _action_error(exc):
+        return action
     data: dict[str, Any] = {}
     for error in exc.errors():
         where = [str(part) for part in error.get("loc", ())]
+        if where == ["body", "data", "to_number"] and error.get("type") == "missing":
+            data["to_number"] = {"required": {"message": fax_actions.NO_NUMBER}}
+            continue
         field = ".".join(where[1:]) or (where[0] if where else "request")
         rule = _RULES.get(str(error.get("type")), str(error.get("type", "invalid")))
         data.setdefault(field, {})[rule] = {"message": str(error.get("msg", "invalid"))}
     return KazooError(400, "invalid data", data)
+
+
+def identify(request: Request) -> None:
+    """The request's id (the client's `X-Request-ID` when it is a sane one) and token."""
+    given = request.headers.get("x-request-id", "")
+    request.state.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request.state.auth_token = request.headers.get("x-auth-token", "")
+
+
+async def kazoo_not_routed(request: Request, exc: Exception) -> Response:
+    """A path under `/v2/` that no route has (404 `not_found`) or a method it does not take
+    (405 `invalid_method`), answered as crossbar's api_resource does; elsewhere FastAPI's."""
+    assert isinstance(exc, HTTPException)  # registered for HTTPException only
+    if not request.url.path.startswith("/v2/"):
+        return await http_exception_handler(request, exc)
+    identify(request)
+    if exc.status_code == 405:
+        error = KazooError(405, "invalid_method", {"message": "method not allowed"})
+    elif exc.status_code == 404:
+        error = KazooError(404, "not_found", {"message": "not found"})
+    else:
+        error = KazooError(exc.status_code, "error", {"message": str(exc.detail)})
+    response = error_response(request, error)
+    response.headers.update(exc.headers or {})  # a 405 names the methods it takes (Allow)
+    response.headers["X-Request-ID"] = request.state.request_id
+    return response
 
 
 class KazooRoute(APIRoute):
@@ -126,8 +185,7 @@ class KazooRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            given = request.headers.get("x-request-id", "")
-            request.state.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+            identify(request)
             try:
                 response = await handle(request)
             except KazooError as exc:
@@ -151,17 +209,26 @@ class KazooRoute(APIRoute):
 
 def _meta(request: Request, data: Any) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
-    return {"request_id": request.state.request_id, "revision": digest[:32], "timestamp": utcnow()}
+    return {
+        "status": "success",
+        "request_id": request.state.request_id,
+        "revision": digest[:32],
+        "timestamp": _now(),
+        "auth_token": request.state.auth_token,
+    }
 
 
 def _listing(request: Request, page: Page, start_key: str | None) -> dict[str, Any]:
-    return {
-        "data": page.records,
-        "page_size": len(page.records),
-        "start_key": start_key,
-        "next_start_key": page.next_key,
-        **_meta(request, page.records),
-    }
+    """crossbar_view's paging: `start_key` is where this page began (given or not), and
+    `next_start_key` is absent, not null, on the last page. The list routes leave out unset
+    keys (`response_model_exclude_unset`), so every record carries all its keys explicitly."""
+    body: dict[str, Any] = {"data": page.records, "page_size": len(page.records)}
+    first = start_key or (str(page.records[0]["id"]) if page.records else None)
+    if first:
+        body["start_key"] = first
+    if page.next_key:
+        body["next_start_key"] = page.next_key
+    return body | _meta(request, page.records)
 
 
 def _one(request: Request, record: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +240,10 @@ def _pdf(data: bytes, name: str) -> Response:
     return Response(
         data, media_type="application/pdf", headers={"Content-Disposition": disposition}
     )
+
+
+def _bad_number(exc: fax_actions.InvalidTarget) -> KazooError:
+    return KazooError(400, "invalid data", {"to_number": {exc.rule: {"message": exc.message}}})
 
 
 def token_checker(tokens: list[str]) -> Callable[..., None]:
@@ -207,24 +278,24 @@ def kazoo_api(config: Config, store: Store) -> APIRouter:
 
     def account(faxbox: str) -> str:
         if faxbox not in faxboxes:
-            raise bad_identifier(f"no account {faxbox}")
+            raise bad_identifier(faxbox, "no such account (faxbox)")
         return faxbox
 
     async def job_of(faxbox: str, job_id: str, *, final: bool) -> dict[str, Any]:
         box = account(faxbox)
         job = await asyncio.to_thread(store.jobs.get, job_id) if _ID.fullmatch(job_id) else None
         if job is None or job["faxbox"] != box or JobStatus(job["status"]).is_final != final:
-            raise bad_identifier()
+            raise bad_identifier(job_id)
         return job
 
     async def inbound_row(faxbox: str, fax_id: str) -> Any:
         box = account(faxbox)
         row = await asyncio.to_thread(store.inbound.row, fax_id) if _ID.fullmatch(fax_id) else None
         if row is None or row.faxbox != box:
-            raise bad_identifier()
+            raise bad_identifier(fax_id)
         return row
 
-    @router.get("/smtplog", response_model=SmtpLogList)
+    @router.get("/smtplog", response_model=SmtpLogList, response_model_exclude_unset=True)
     async def smtplog_list(
         request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
     ) -> dict[str, Any]:
@@ -240,10 +311,10 @@ def kazoo_api(config: Config, store: Store) -> APIRouter:
         if _ID.fullmatch(attempt_id):
             found = await asyncio.to_thread(store.smtplog.get, attempt_id)
         if found is None or found["faxbox"] != box:
-            raise bad_identifier()
+            raise bad_identifier(attempt_id)
         return _one(request, found)
 
-    @router.get("/outgoing", response_model=FaxJobList)
+    @router.get("/outgoing", response_model=FaxJobList, response_model_exclude_unset=True)
     async def outgoing_list(
         request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
     ) -> dict[str, Any]:
@@ -261,7 +332,7 @@ def kazoo_api(config: Config, store: Store) -> APIRouter:
     async def outgoing_one(request: Request, faxbox: Faxbox, job_id: RecordId) -> dict[str, Any]:
         return _one(request, await job_of(faxbox, job_id, final=False))
 
-    @router.get("/outbox", response_model=FaxJobList)
+    @router.get("/outbox", response_model=FaxJobList, response_model_exclude_unset=True)
     async def outbox_list(
         request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
     ) -> dict[str, Any]:
@@ -286,36 +357,68 @@ def kazoo_api(config: Config, store: Store) -> APIRouter:
         await job_of(faxbox, job_id, final=True)
         row = await asyncio.to_thread(store.jobs.row, job_id)
         if row is None:  # purged a moment ago
-            raise bad_identifier()
+            raise bad_identifier(job_id)
         paths = [p for p in (row.cover_path, row.document_path) if p]
         try:
             parts = [await asyncio.to_thread(store.db.read_file, p) for p in paths]
         except OSError as exc:
-            raise bad_identifier("the fax document is no longer stored") from exc
+            raise bad_identifier(job_id, "the fax document is no longer stored") from exc
         pdf = await asyncio.to_thread(merge_pdfs, parts) if len(parts) > 1 else parts[0]
         return _pdf(pdf, f"fax-{job_id}")
+
+    async def queued(request: Request, job_id: str) -> dict[str, Any]:
+        job = await asyncio.to_thread(store.jobs.get, job_id)
+        if job is None:  # cancelled and purged already: hardly, but not a 500
+            raise bad_identifier(job_id)
+        return _one(request, job)
 
     @router.put("/outbox/{job_id}", response_model=FaxJobOne)
     async def outbox_resubmit(
         request: Request,
         faxbox: Faxbox,
         job_id: RecordId,
-        body: Annotated[ResubmitEnvelope | ResubmitAction, Body()],
+        body: Annotated[ResubmitRequest, Body()],
     ) -> dict[str, Any]:
-        """`{"data": {"action": "resubmit"}}` queues a failed or cancelled fax again."""
+        """`{"action": "resubmit", "data": {}}` copies any outbox fax (delivered, failed,
+        cancelled, unknown) into a new queued job with a new id; the original is untouched.
+        `data` may change `to_number`, `to_name` and `notifications.email.send_to`. The answer
+        is the new job, found under `outgoing` until it is final."""
         await job_of(faxbox, job_id, final=True)
+        data = body.data.model_dump(exclude_none=True)
         try:
-            await asyncio.to_thread(store.jobs.retry, job_id)
-        except ValueError as exc:
-            raise KazooError(409, "conflict", {"message": str(exc)}) from exc
-        except LookupError as exc:
-            raise bad_identifier() from exc
-        job = await asyncio.to_thread(store.jobs.get, job_id)
-        if job is None:
-            raise bad_identifier()
-        return _one(request, job)
+            new = await asyncio.to_thread(fax_actions.resubmit, config, store, job_id, data)
+        except fax_actions.InvalidTarget as exc:
+            raise _bad_number(exc) from exc
+        except fax_actions.NoDocument as exc:
+            raise bad_identifier(job_id, "the fax document is no longer stored") from exc
+        except LookupError as exc:  # purged meanwhile
+            raise bad_identifier(job_id) from exc
+        return await queued(request, new)
 
-    @router.get("/inbox", response_model=InboundList)
+    @router.put("/inbox/{fax_id}", response_model=FaxJobOne)
+    async def inbox_forward(
+        request: Request,
+        faxbox: Faxbox,
+        fax_id: RecordId,
+        body: Annotated[ForwardRequest, Body()],
+    ) -> dict[str, Any]:
+        """`{"action": "forward", "data": {"to_number": "+1…"}}` sends a received fax on to
+        another number as a new outbound job (no cover page), checked against the faxbox's
+        allowed destinations as a mail would be. The answer is the new job."""
+        await inbound_row(faxbox, fax_id)
+        data = body.data.model_dump(exclude_none=True)
+        peer = request.client.host if request.client else None
+        try:
+            new = await asyncio.to_thread(fax_actions.forward, config, store, fax_id, data, peer)
+        except fax_actions.InvalidTarget as exc:
+            raise _bad_number(exc) from exc
+        except fax_actions.NoDocument as exc:
+            raise bad_identifier(fax_id, "the fax document is no longer stored") from exc
+        except LookupError as exc:
+            raise bad_identifier(fax_id) from exc
+        return await queued(request, new)
+
+    @router.get("/inbox", response_model=InboundList, response_model_exclude_unset=True)
     async def inbox_list(
         request: Request, faxbox: Faxbox, page_size: PageSize = 50, start_key: StartKey = None
     ) -> dict[str, Any]:
@@ -337,11 +440,11 @@ def kazoo_api(config: Config, store: Store) -> APIRouter:
         """The received fax as the provider delivered it (PDF)."""
         row = await inbound_row(faxbox, fax_id)
         if not row.document_path:
-            raise bad_identifier("the provider gave no document for this fax")
+            raise bad_identifier(fax_id, "the provider gave no document for this fax")
         try:
             pdf = await asyncio.to_thread(store.db.read_file, row.document_path)
         except OSError as exc:
-            raise bad_identifier("the fax document is no longer stored") from exc
+            raise bad_identifier(fax_id, "the fax document is no longer stored") from exc
         return _pdf(pdf, f"fax-{fax_id}")
 
     return router

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge.models import FailureReason, JobStatus, Outcome
 
@@ -116,13 +116,16 @@ class _Envelope(BaseModel):
     request_id: str
     revision: str = Field(description="changes whenever `data` changes")
     timestamp: datetime
+    auth_token: str = Field(description="the `X-Auth-Token` the request came with, as Kazoo")
 
 
 class _ListEnvelope(_Envelope):
     page_size: int = Field(description="number of records in `data`")
-    start_key: str | None = Field(None, description="the `start_key` this page began at")
+    start_key: str | None = Field(
+        None, description="the key this page began at (its first record); absent when empty"
+    )
     next_start_key: str | None = Field(
-        None, description="pass as `start_key` for the next page; null on the last page"
+        None, description="pass as `start_key` for the next page; absent on the last page"
     )
 
 
@@ -159,13 +162,67 @@ class ErrorEnvelope(BaseModel):
     status: Literal["error"] = "error"
     request_id: str
     timestamp: datetime
+    auth_token: str = Field(description="the `X-Auth-Token` the request came with, as Kazoo")
 
 
-class ResubmitAction(BaseModel):
+class EmailNotifications(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    send_to: str | list[str] | None = Field(
+        None, description="who gets the delivery report (the first address)"
+    )
+
+
+class Notifications(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    email: EmailNotifications | None = None
+
+
+class FaxChanges(BaseModel):
+    """Kazoo merges the request's `data` over the copied fax: these fields take effect."""
+
+    model_config = ConfigDict(extra="allow")
+    to_number: str | None = Field(
+        None, max_length=64, description="send the copy here instead (checked as a mail would be)"
+    )
+    to_name: str | None = Field(None, max_length=200)
+    notifications: Notifications | None = None
+
+
+class ForwardChanges(FaxChanges):
+    to_number: str = Field(max_length=64, description="the number to forward the fax to")
+
+
+def _lift_action(value: Any) -> Any:
+    """Also take `{"data": {"action": …}}`, the shape this API documented before it followed
+    cb_faxes.erl (which reads `action` beside `data`, not inside it)."""
+    if isinstance(value, dict) and "action" not in value and isinstance(value.get("data"), dict):
+        data = dict(value["data"])
+        if "action" in data:
+            return {**value, "action": data.pop("action"), "data": data}
+    return value
+
+
+class ResubmitRequest(BaseModel):
+    """`{"action": "resubmit", "data": {…}}`: copy an outbox fax into a new pending job."""
+
+    model_config = ConfigDict(extra="allow")
     action: Literal["resubmit"]
+    data: FaxChanges = FaxChanges()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift(cls, value: Any) -> Any:
+        return _lift_action(value)
 
 
-class ResubmitEnvelope(BaseModel):
-    """`{"data": {"action": "resubmit"}}`, as Kazoo clients send it."""
+class ForwardRequest(BaseModel):
+    """`{"action": "forward", "data": {"to_number": …}}`: send a received fax on."""
 
-    data: ResubmitAction
+    model_config = ConfigDict(extra="allow")
+    action: Literal["forward"]
+    data: ForwardChanges
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift(cls, value: Any) -> Any:
+        return _lift_action(value)

@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from bridge import metrics
@@ -15,9 +16,10 @@ from bridge.config import Config
 from bridge.documents.pool import DocumentPool
 from bridge.errors import CallbackError, ProviderError, StorageError
 from bridge.events import apply_status, record_inbound
-from bridge.http.api import API_DESCRIPTION, kazoo_api
+from bridge.http.api import API_DESCRIPTION, kazoo_api, kazoo_not_routed
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
+from bridge.http.console_auth import PREFIX as CONSOLE
 from bridge.models import (
     CallbackRequest,
     CallbackResult,
@@ -40,6 +42,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title="faxbridge", version="0.1.0", description=API_DESCRIPTION)
     app.include_router(kazoo_api(config, store))  # /v2/accounts/{faxbox}/faxes/…
+    app.add_exception_handler(HTTPException, kazoo_not_routed)  # …and its 404s and 405s
     app.include_router(metrics.router(store))  # /metrics
     app.include_router(console_router(config, store))  # /console: the web console
     listeners_up = ready or asyncio.Event()
@@ -90,6 +93,12 @@ def create_app(
             for update in result.updates:
                 await _keep(store, provider_name, incoming, unmatched(update))
         return PlainTextResponse(result.reply_body)
+
+    @app.get("/", include_in_schema=False)
+    async def landing() -> Response:
+        """Someone who types the bridge's address into a browser gets the console (its login
+        page when not signed in), not a 404."""
+        return RedirectResponse(f"{CONSOLE}/", status_code=303)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The web console: server-rendered, read-only pages over the smtplog, jobs, inbound and outbox.
 
 What an admin opens when a user says "my scan never arrived": the SMTP log with filters, one
-attempt with every decision in order, the fax jobs it made and their status timelines. Plain
+attempt with every decision in order, the fax jobs it made and their status timelines, and each
+fax itself, sent or received, as page images with its PDF to download (`fax_view`). Plain
 HTML and one stylesheet, no JavaScript; every page but the login needs the session cookie
 (see `console_auth`). Jinja2 escapes everything it prints, and the Content-Security-Policy
 forbids scripts outright, so a hostile subject line stays text.
@@ -23,6 +24,7 @@ from fastapi.routing import APIRoute
 
 from bridge.config import Config
 from bridge.http.console_auth import PREFIX, ConsoleAuth, LoginRequired, safe_next
+from bridge.http.fax_view import PageRenderer, RenderError, inbound_pdf, job_pdf, page_count
 from bridge.login_throttle import LoginThrottle
 from bridge.models import Outcome
 from bridge.store import Store
@@ -121,6 +123,7 @@ def console_router(config: Config, store: Store) -> APIRouter:
         window_s=limits.failure_window,
     )
     env = make_templates()
+    renderer = PageRenderer()
     stylesheet = (TEMPLATES / "console.css").read_text(encoding="utf-8")
     faxboxes = [box.name for box in config.faxboxes]
     router = APIRouter(prefix=PREFIX, route_class=_ConsoleRoute, include_in_schema=False)
@@ -242,6 +245,76 @@ def console_router(config: Config, store: Store) -> APIRouter:
         if record is None:
             return missing("fax job", job_id)
         return page("job.html", title=f"Fax job {job_id}", section="smtplog", job=record)
+
+    @router.get("/jobs/{job_id}/fax", dependencies=signed_in)
+    async def job_fax(job_id: str) -> HTMLResponse:
+        record = await asyncio.to_thread(store.jobs.get, job_id)
+        if record is None:
+            return missing("fax job", job_id)
+        pdf = await asyncio.to_thread(job_pdf, store, job_id)
+        return page(
+            "fax.html",
+            title=f"Fax {job_id}",
+            section="smtplog",
+            kind="sent",
+            fax=record,
+            pages=await asyncio.to_thread(page_count, pdf) if pdf else 0,
+            stored=pdf is not None,
+            base=f"{PREFIX}/jobs/{job_id}/fax",
+        )
+
+    @router.get("/inbound/{fax_id}", dependencies=signed_in)
+    async def inbound_fax(fax_id: str) -> HTMLResponse:
+        record = await asyncio.to_thread(store.inbound.get, fax_id)
+        if record is None:
+            return missing("inbound fax", fax_id)
+        pdf = await asyncio.to_thread(inbound_pdf, store, fax_id)
+        return page(
+            "fax.html",
+            title=f"Inbound fax {fax_id}",
+            section="inbound",
+            kind="received",
+            fax=record,
+            pages=await asyncio.to_thread(page_count, pdf) if pdf else 0,
+            stored=pdf is not None,
+            base=f"{PREFIX}/inbound/{fax_id}/fax",
+        )
+
+    loaders = {
+        "jobs": (job_pdf, "fax job"),
+        "inbound": (inbound_pdf, "inbound fax"),
+    }
+
+    @router.get("/{kind}/{ident}/fax.pdf", dependencies=signed_in)
+    async def fax_pdf(kind: str, ident: str) -> Response:
+        if kind not in loaders:
+            return missing("page", f"{kind}/{ident}/fax.pdf")
+        load, what = loaders[kind]
+        pdf = await asyncio.to_thread(load, store, ident)
+        if pdf is None:
+            return missing(what, ident)
+        disposition = f'attachment; filename="fax-{ident}.pdf"'
+        return Response(
+            pdf, media_type="application/pdf", headers={"Content-Disposition": disposition}
+        )
+
+    @router.get("/{kind}/{ident}/fax/{name}", dependencies=signed_in)
+    async def fax_page(kind: str, ident: str, name: str) -> Response:
+        """`…/fax/3.png`: page 3 drawn as an image; 404 for a page the fax does not have."""
+        number = name.removesuffix(".png")
+        if kind not in loaders or not name.endswith(".png") or not number.isdigit():
+            return missing("page", f"{kind}/{ident}/fax/{name}")
+        load, what = loaders[kind]
+        try:
+            png = await asyncio.to_thread(
+                renderer.page, f"{kind}:{ident}", int(number), lambda: load(store, ident)
+            )
+        except RenderError as exc:
+            log.warning("%s %s, page %s: %s", what, ident, number, exc)
+            return Response(f"{exc}\n", status_code=500, media_type="text/plain")
+        if png is None:
+            return missing(f"page {number} of {what}", ident)
+        return Response(png, media_type="image/png")
 
     @router.get("/inbound", dependencies=signed_in)
     async def inbound(faxbox: Text = None, start: Key = None) -> HTMLResponse:

@@ -90,6 +90,12 @@ class Store:
                     conn, "forward", mail.ref, mail.faxbox, mail.recipients, mail.path, mail.sender
                 )
 
+    def accept_one(self, attempt: Attempt, job: NewJob, detail: str) -> None:
+        """An attempt made outside SMTP (a Kazoo `forward`) and its one job, together."""
+        with self.db.begin() as conn:
+            self.smtplog.insert(attempt, conn)
+            self.jobs.insert_many(conn, attempt.id, [job], detail)
+
     @classmethod
     def for_config(cls, storage: StorageConfig) -> Store:
         return cls(

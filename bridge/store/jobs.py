@@ -91,7 +91,13 @@ class Jobs(JobUpkeep):
         self.db = db
 
     # -- creation ------------------------------------------------------------------------
-    def insert_many(self, conn: sa.Connection, attempt_id: str, jobs: list[NewJob]) -> None:
+    def insert_many(
+        self,
+        conn: sa.Connection,
+        attempt_id: str,
+        jobs: list[NewJob],
+        detail: str = "accepted by SMTP",
+    ) -> None:
         now = utcnow()
         for job in jobs:
             conn.execute(
@@ -106,7 +112,13 @@ class Jobs(JobUpkeep):
                     **job.__dict__,
                 )
             )
-            _event(conn, job.id, JobStatus.QUEUED.value, "accepted by SMTP", now)
+            _event(conn, job.id, JobStatus.QUEUED.value, detail, now)
+
+    def add(self, attempt_id: str, job: NewJob, detail: str) -> None:
+        """One job made outside SMTP (a Kazoo `resubmit` or `forward`), queued at once;
+        `detail` opens its history and says where it came from."""
+        with self.db.begin() as conn:
+            self.insert_many(conn, attempt_id, [job], detail)
 
     # -- the worker's side ---------------------------------------------------------------
     def claim_due(self, owner: str, limit: int, lease_s: float) -> list[sa.Row[Any]]:

@@ -268,3 +268,8 @@ def _search(db: Database, query: SmtpLogQuery, limit: int, start_key: str | None
                 return SmtpLogPage(found, None, scanned)
             key = str(rows[_SCAN_CHUNK].id)
     return SmtpLogPage(found, key, scanned)
+
+
+# The first note of an attempt the Kazoo API made (an inbound fax forwarded): no SMTP session
+# took place, so `explain` tells the story from the note instead of replaying a mail.
+NOT_A_MAIL = "not a mail: "
