@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 INFLIGHT_MARGIN_S = 5.0
 # Within that window, how often to ask again whether the provider has taken the fax by now.
 INFLIGHT_REASK_S = 5.0
+# A send's outcome that cannot be written (the database restarts) is tried again, this often.
+FINISH_RETRY_FIRST_S = 0.2
+FINISH_RETRY_MAX_S = 5.0
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -326,4 +329,26 @@ class FaxWorker:
 
     async def _finish(self, write: Any, *args: Any, **kwargs: Any) -> None:
         """Record an outcome even if we are being cancelled (shutdown)."""
-        await asyncio.shield(asyncio.to_thread(write, *args, **kwargs))
+        await asyncio.shield(self._record(write, *args, **kwargs))
+
+    async def _record(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """Write an outcome, trying again through a database outage of up to a lease.
+
+        The outcome of a send lives only in this task until it is written: dropping it on a
+        PostgreSQL restart would leave the job `submitting` until its lease ran out and the
+        provider was asked. Every write here is guarded by the job's status, so one that
+        committed before its answer was lost is a no-op when repeated.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.worker.lease_s
+        delay = FINISH_RETRY_FIRST_S
+        while True:
+            try:
+                await asyncio.to_thread(write, *args, **kwargs)
+                return
+            except StorageError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("cannot record the outcome yet (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FINISH_RETRY_MAX_S)
