@@ -1,6 +1,6 @@
 """PostgreSQL restarted under load (issue "Faults" point 4): honest replies, recovery by itself.
 
-Five SMTP clients send twenty mails each to one bridge process while the bridge's PostgreSQL —
+Five SMTP clients send twelve mails each to one bridge process while the bridge's PostgreSQL —
 a private server (tests/private_postgres.py), never the shared one — is restarted twice,
 `pg_ctl restart -m fast` and then `-m immediate` (a crash: no shutdown checkpoint). A client
 that gets a 4xx sends the same message again, as an MTA would. What must hold:
@@ -35,7 +35,7 @@ from tests.private_postgres import PrivatePostgres, missing_reason
 from tests.providers.emulators.mfax import MFaxHarness, make_harness
 
 CLIENTS = 5
-MAILS_PER_CLIENT = 20
+MAILS_PER_CLIENT = 12
 TOTAL = CLIENTS * MAILS_PER_CLIENT
 
 
