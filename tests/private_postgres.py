@@ -86,17 +86,19 @@ class PrivatePostgres:
             f"-p {self.port} -k '' -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200"
         )
 
-    def start(self) -> PrivatePostgres:
+    def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-o", self._options(),
-                  "-w", "-t", "60", "start")  # fmt: skip
+                  "-w", "-t", "60", *args)  # fmt: skip
+
+    def start(self) -> PrivatePostgres:
+        self._pg_ctl("start")
         self.wait_accepting()
         return self
 
     def restart(self, mode: str = "fast") -> float:
         """`pg_ctl restart -m mode`; returns the seconds the server was away."""
         began = time.monotonic()
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-o", self._options(),
-                  "-m", mode, "-w", "-t", "60", "restart")  # fmt: skip
+        self._pg_ctl("-m", mode, "restart")
         self.wait_accepting()
         return time.monotonic() - began
 
