@@ -25,12 +25,18 @@ from bridge.models import FailureReason, JobStatus, Lookup, OutboundFax, StatusU
 from bridge.outbound import adoptable, outbound_fax
 from bridge.providers.base import FaxProvider
 from bridge.store import Store
+from bridge.store.jobs import IN_FLIGHT_WAIT
 
 log = logging.getLogger(__name__)
 
 # After a crash mid-send, how long past the provider timeout to wait before asking whether the
 # provider took the fax after all.
 INFLIGHT_MARGIN_S = 5.0
+# Within that window, how often to ask again whether the provider has taken the fax by now.
+INFLIGHT_REASK_S = 5.0
+# A send's outcome that cannot be written (the database restarts) is tried again, this often.
+FINISH_RETRY_FIRST_S = 0.2
+FINISH_RETRY_MAX_S = 5.0
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -199,22 +205,13 @@ class FaxWorker:
         """Ask the provider whether it already has this job's fax; True when nothing is to be
         sent now (a fax was adopted, or the question must wait)."""
         started = await asyncio.to_thread(self.store.jobs.interrupted_send_started, job.id)
+        window_s = 0.0
         if started is not None:
             # A send cut off by a crash may still be taken by the provider until it gives up
-            # on it too: ask only once that window (our timeout, and a margin) has passed.
+            # on it too (our timeout, and a margin): until then a fax the provider does not
+            # have yet is asked about again, never sent.
             ready = started + timedelta(seconds=provider.config.timeout_s + INFLIGHT_MARGIN_S)
-            wait_s = (ready - datetime.now(UTC)).total_seconds()
-            if wait_s > 0:
-                await self._finish(
-                    self.store.jobs.reschedule,
-                    job.id,
-                    wait_s,
-                    f"the interrupted send may still reach {provider.name}; asking it in "
-                    f"{wait_s:.0f} s whether it has the fax",
-                    refund=True,  # the claim that follows counts the one real try
-                    reconcile=True,
-                )
-                return True
+            window_s = (ready - datetime.now(UTC)).total_seconds()
         try:
             lookup = await provider.find(fax)
         except TransientProviderError as exc:
@@ -225,8 +222,8 @@ class FaxWorker:
                 job.id,
                 delay,
                 f"cannot ask {provider.name} whether it has this fax ({exc.message}); "
-                f"asking again in {delay:.0f} s",
-                refund=started is None,  # a claim after a crash counted no attempt
+                f"asking again in {delay:.0f} s" + (IN_FLIGHT_WAIT if window_s > 0 else ""),
+                refund=True,  # asking is no try: the claim that follows counts the real one
                 reconcile=True,
             )
             return True
@@ -258,6 +255,20 @@ class FaxWorker:
                 await asyncio.shield(
                     apply_status(self.store, provider.name, update, "reconciliation")
                 )
+            return True
+        if window_s > 0:
+            # Not there yet: ask again soon (or, where the provider cannot tell, once the
+            # window has passed), so a fax taken late is adopted within seconds.
+            delay = min(window_s, INFLIGHT_REASK_S) if lookup.certain else window_s
+            await self._finish(
+                self.store.jobs.reschedule,
+                job.id,
+                delay,
+                f"{provider.name} has no fax for this job yet; asking again in {delay:.0f} s"
+                + IN_FLIGHT_WAIT,
+                refund=True,  # the claim that follows counts the one real try
+                reconcile=True,
+            )
             return True
         if not lookup.certain:
             why = lookup.detail or f"{provider.name} cannot tell whether it already has it"
@@ -318,4 +329,26 @@ class FaxWorker:
 
     async def _finish(self, write: Any, *args: Any, **kwargs: Any) -> None:
         """Record an outcome even if we are being cancelled (shutdown)."""
-        await asyncio.shield(asyncio.to_thread(write, *args, **kwargs))
+        await asyncio.shield(self._record(write, *args, **kwargs))
+
+    async def _record(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """Write an outcome, trying again through a database outage of up to a lease.
+
+        The outcome of a send lives only in this task until it is written: dropping it on a
+        PostgreSQL restart would leave the job `submitting` until its lease ran out and the
+        provider was asked. Every write here is guarded by the job's status, so one that
+        committed before its answer was lost is a no-op when repeated.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.worker.lease_s
+        delay = FINISH_RETRY_FIRST_S
+        while True:
+            try:
+                await asyncio.to_thread(write, *args, **kwargs)
+                return
+            except StorageError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("cannot record the outcome yet (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FINISH_RETRY_MAX_S)

@@ -73,6 +73,9 @@ def job_record(row: sa.Row[Any] | dict[str, Any]) -> dict[str, Any]:
 
 _event = event
 INTERRUPTED = " again: the previous send was interrupted (the bridge stopped)"
+# Ends the detail of every wait while a send cut off by a crash may still reach the provider,
+# so the claims that follow still know when that send began (`interrupted_send_started`).
+IN_FLIGHT_WAIT = " (the interrupted send may still arrive)"
 
 
 def concerns(job: Any, update: StatusUpdate) -> bool:
@@ -167,21 +170,36 @@ class Jobs(JobUpkeep):
         return rows
 
     def interrupted_send_started(self, job_id: str) -> datetime | None:
-        """When the send cut off by a crash began, if this claim follows one (else None)."""
+        """When the send cut off by a crash began, if this claim follows one (else None).
+
+        Walks back over the ask-and-wait rounds since the crash (a claim, then a wait whose
+        detail ends with `IN_FLIGHT_WAIT`) to the claim that found the send interrupted; the
+        send began at the claim before that one.
+        """
         query = (
             job_events.select()
-            .where(
-                job_events.c.job_id == job_id,
-                job_events.c.status == JobStatus.SUBMITTING.value,
-            )
+            .where(job_events.c.job_id == job_id)
             .order_by(job_events.c.id.desc())
-            .limit(2)
+            .limit(200)
         )
         with self.db.begin() as conn:
-            latest = list(conn.execute(query).fetchall())
-        if len(latest) == 2 and latest[0].detail.endswith(INTERRUPTED):
-            at: datetime = latest[1].at
-            return at
+            events = list(conn.execute(query).fetchall())
+        i = 0
+        while i < len(events) and events[i].status == JobStatus.SUBMITTING.value:
+            if events[i].detail.endswith(INTERRUPTED):
+                for earlier in events[i + 1 :]:
+                    if earlier.status == JobStatus.SUBMITTING.value:
+                        at: datetime = earlier.at
+                        return at
+                return None
+            after = events[i + 1] if i + 1 < len(events) else None
+            if (
+                after is None
+                or after.status != JobStatus.QUEUED.value
+                or not after.detail.endswith(IN_FLIGHT_WAIT)
+            ):
+                return None
+            i += 2
         return None
 
     def renew_leases(self, owner: str, job_ids: list[str], lease_s: float) -> int:
