@@ -28,11 +28,17 @@ import psycopg
 import pytest
 
 from tests.bridge_process import BridgeProcess, start_bridge_process
+from tests.conftest import PG_URL
 from tests.crash_kit import Settler, callback_url, mfax_config, sends_per_job
 from tests.helpers import smtp_client, wait_for
 from tests.messages import fax_mail
 from tests.private_postgres import PrivatePostgres, missing_reason
 from tests.providers.emulators.mfax import MFaxHarness, make_harness
+
+# The SQLite pass has nothing to restart: this runs once, in `make pytest-postgres`.
+pytestmark = pytest.mark.skipif(
+    not PG_URL, reason="a PostgreSQL restart: runs in the PostgreSQL pass (make pytest-postgres)"
+)
 
 CLIENTS = 5
 MAILS_PER_CLIENT = 12
