@@ -199,7 +199,10 @@ def test_inbox_shows_the_fax_received_on_the_faxbox_number(api_bridge: BridgeThr
     def inbox() -> list[dict[str, Any]]:
         return list(api(api_bridge, "/inbox").json()["data"])
 
-    (fax,) = wait_for(inbox, timeout_s=30, what="the inbound fax")
+    # Once mailed, so the record no longer changes between the two reads below.
+    (fax,) = wait_for(
+        lambda: [f for f in inbox() if f["emailed"]], timeout_s=30, what="the inbound fax mailed"
+    )
     assert fax["to"] == "+12125550100"
     assert fax["from"] == "+12125550100"
     assert api(api_bridge, f"/inbox/{fax['id']}").json()["data"] == fax

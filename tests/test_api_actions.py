@@ -190,7 +190,7 @@ def test_forward_sends_a_received_fax_to_another_number(api_bridge: BridgeThread
         return next((m for m in maildir(api_bridge) if new["id"] in m.as_string()), None)
 
     mail = wait_for(report, timeout_s=30, what="the forward's delivery report")
-    assert "frontdesk@fax.localhost" in str(mail["To"])  # the faxbox's inbound.email_to
+    assert "frontdesk@office.localhost" in str(mail["To"])  # the faxbox's inbound.email_to
 
 
 def test_forward_refusals(api_bridge: BridgeThread) -> None:
