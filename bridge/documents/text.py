@@ -17,6 +17,8 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 
+from bridge.documents.fonts import add_font, output, release
+
 LETTER_PT = (612.0, 792.0)
 MARGIN_PT = 54.0  # 3/4 inch: clear of what fax machines cut off at the edges
 TEXT_SIZE_PT = 10.0
@@ -90,17 +92,17 @@ def find_font(style: str) -> str | None:
 
 def new_document(*, sans: bool = True, mono: bool = True) -> tuple[FPDF, Fonts]:
     """A Letter-sized FPDF document with the best fonts this machine has registered. Only
-    the families asked for are loaded: parsing a TrueType font costs ~60 ms each time."""
+    the families asked for are added; each font file is parsed once per process (`fonts`)."""
     pdf = _blank()
     regular, bold, fixed = find_font("regular"), find_font("bold"), find_font("mono")
     if regular is None:
         return pdf, Fonts(sans="helvetica", mono="courier", unicode=False)
     try:
         if sans:
-            pdf.add_font("sans", "", regular)
-            pdf.add_font("sans", "B", bold or regular)
+            add_font(pdf, "sans", "", regular)
+            add_font(pdf, "sans", "B", bold or regular)
         if mono:
-            pdf.add_font("mono", "", fixed or regular)
+            add_font(pdf, "mono", "", fixed or regular)
     except Exception:  # an unreadable font file must not cost the fax
         return _blank(), Fonts(sans="helvetica", mono="courier", unicode=False)
     return pdf, Fonts(
@@ -160,7 +162,7 @@ def text_to_pdf(text: str) -> bytes:
         # long log file. With a fixed pitch, counting characters is exact and linear.
         for piece in wrap_fixed_lines(body, text_columns(pdf)):
             pdf.cell(w=width, h=_LINE_HEIGHT_PT, text=piece, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    return bytes(pdf.output())
+    return output(pdf)
 
 
 def text_pages(text: str) -> int | None:
@@ -183,8 +185,7 @@ def _text_metrics() -> tuple[Fonts, int]:
     pdf, fonts = new_document(sans=False)
     pdf.set_font(fonts.mono, size=TEXT_SIZE_PT)
     columns = text_columns(pdf)
-    pdf.add_page()
-    pdf.output()  # fpdf2 closes the font files only when a document is written
+    release(pdf)
     return fonts, columns
 
 
