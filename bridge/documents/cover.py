@@ -12,6 +12,7 @@ for that, the To and From names take one line each on such a cover.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -64,6 +65,16 @@ def render_cover(note: CoverNote, text: str | None = None) -> bytes:
         for line in lines:
             pdf.cell(w=width, h=line_height, text=line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return output(pdf)
+
+
+def render_covers(notes: Sequence[CoverNote]) -> list[bytes]:
+    """The covers of one message's recipients, in one pool task: a note that several
+    recipients share (same name and number, in two faxboxes) is drawn once."""
+    drawn: dict[CoverNote, bytes] = {}
+    for note in notes:
+        if note not in drawn:
+            drawn[note] = render_cover(note)
+    return [drawn[note] for note in notes]
 
 
 def split_text_for_cover(subject: str, text: str) -> tuple[str, str] | None:
