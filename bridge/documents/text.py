@@ -113,6 +113,12 @@ def new_document(*, sans: bool = True, mono: bool = True) -> tuple[FPDF, Fonts]:
     )
 
 
+def preload_fonts() -> None:
+    """Parse the fonts of covers and text pages now (a worker starting), not on a mail."""
+    pdf, _ = new_document()
+    release(pdf)
+
+
 def _blank() -> FPDF:
     pdf = FPDF(unit="pt", format="letter")
     pdf.set_margins(MARGIN_PT, MARGIN_PT, MARGIN_PT)
