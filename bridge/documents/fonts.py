@@ -7,17 +7,18 @@ CPU per recipient. Here each font file is parsed once: every document gets a cop
 parsed font with fresh per-document state (its glyph subset, its own fontTools object, so
 the subsetter, which edits that object in place, never touches the shared one).
 
-When a document is written, a font whose glyphs are all in the "common" cut (Latin,
-Latin-1, Latin Extended-A, punctuation, currency) is subset from that cut, which was made
-once with the same options and glyph names kept; anything else (Greek, Cyrillic, symbols)
-is subset from the whole file as before. The embedded subset holds the same glyphs either
-way.
+When a document is written, a font whose glyphs are all in one of the cuts made once per
+process (Western European Latin and punctuation; that and Central European Latin, currency)
+is subset from the smallest such cut, made with fpdf2's options but glyph names kept;
+anything else (Greek, Cyrillic, symbols) is subset from the whole file as before. The
+embedded font is byte for byte the one fpdf2 makes from the whole file.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -46,21 +47,36 @@ _DROPPED = [
     "CPAL",
     "COLR",
 ]
-_COMMON_RANGES = (
-    range(0x20, 0x180),  # Basic Latin, Latin-1, Latin Extended-A
-    range(0x2000, 0x2070),  # General Punctuation: dashes, quotes, "…"
-    range(0x20A0, 0x20C0),  # currency signs
-    (0x2116, 0x2122),  # № ™
+_PUNCTUATION = (
+    range(0x2010, 0x2028),  # dashes, quotes, bullets, "…"
+    (0x20AC, 0x2116, 0x2122),  # € № ™
+)
+# The cuts, smallest first: a document takes the first that holds all its glyphs. Subsetting
+# starts by reading every glyph of what it is handed, so a smaller cut is a cheaper cover.
+_CUTS: tuple[tuple[Iterable[int], ...], ...] = (
+    (range(0x20, 0x7F), range(0xA0, 0x100), *_PUNCTUATION),  # English, Western Europe
+    (  # and Central Europe, the rest of the punctuation, currency signs
+        range(0x20, 0x7F),
+        range(0xA0, 0x180),
+        range(0x2000, 0x2070),
+        range(0x20A0, 0x20C0),
+        (0x2116, 0x2122),
+    ),
 )
 
 
 @dataclass(frozen=True)
+class _Cut:
+    data: bytes
+    glyphs: frozenset[str]
+
+
+@dataclass(frozen=True)
 class _FontFile:
-    """One TTF file: its bytes, and its common cut (None if cutting it failed)."""
+    """One TTF file: its bytes, and its cuts (fewer if cutting failed), smallest first."""
 
     data: bytes
-    common: bytes | None
-    common_glyphs: frozenset[str]
+    cuts: tuple[_Cut, ...]
 
 
 _LOCK = threading.Lock()
@@ -87,16 +103,15 @@ def add_font(pdf: FPDF, family: str, style: str, path: str) -> None:
 
 
 def output(pdf: FPDF) -> bytes:
-    """The finished PDF; fonts that need only common glyphs are subset from the common cut."""
+    """The finished PDF; a font is subset from the smallest cut holding all its glyphs."""
     for font in pdf.fonts.values():
-        if not isinstance(font, TTFFont):
+        if not isinstance(font, TTFFont) or (known := _FILES.get(str(font.ttffile))) is None:
             continue
-        known = _FILES.get(str(font.ttffile))
-        if known is None or known.common is None:
-            continue
-        if set(font.subset.get_all_glyph_names()) <= known.common_glyphs:
+        needed = set(font.subset.get_all_glyph_names())
+        cut = next((cut for cut in known.cuts if needed <= cut.glyphs), None)
+        if cut is not None:
             font.ttfont.close()
-            font.ttfont = ttLib.TTFont(BytesIO(known.common), recalcTimestamp=False, lazy=True)
+            font.ttfont = ttLib.TTFont(BytesIO(cut.data), recalcTimestamp=False, lazy=True)
     return bytes(pdf.output())
 
 
@@ -127,21 +142,21 @@ def _template(path: str, style: str) -> TTFFont | None:
 
 
 def _cut(data: bytes, parsed: TTFFont) -> _FontFile:
-    """The font cut to the common glyphs, subset with fpdf2's options but names kept."""
-    wanted = {
-        parsed.cmap[code] for codes in _COMMON_RANGES for code in codes if code in parsed.cmap
-    }
+    """The font cut to each set of `_CUTS`, subset with fpdf2's options but names kept."""
     options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
     options.drop_tables += _DROPPED
-    try:
-        font = ttLib.TTFont(BytesIO(data), recalcTimestamp=False, lazy=True)
-        subsetter = ftsubset.Subsetter(options)
-        subsetter.populate(glyphs=sorted(wanted))
-        subsetter.subset(font)
-        out = BytesIO()
-        font.save(out)
-        common = out.getvalue()
-        glyphs = frozenset(ttLib.TTFont(BytesIO(common), lazy=True).getGlyphOrder())
-    except Exception:  # the whole font still works; only the shortcut is lost
-        return _FontFile(data, None, frozenset())
-    return _FontFile(data, common, glyphs)
+    cuts = []
+    for ranges in _CUTS:
+        wanted = {parsed.cmap[code] for codes in ranges for code in codes if code in parsed.cmap}
+        try:
+            font = ttLib.TTFont(BytesIO(data), recalcTimestamp=False, lazy=True)
+            subsetter = ftsubset.Subsetter(options)
+            subsetter.populate(glyphs=sorted(wanted))
+            subsetter.subset(font)
+            out = BytesIO()
+            font.save(out)
+            glyphs = frozenset(ttLib.TTFont(BytesIO(out.getvalue()), lazy=True).getGlyphOrder())
+        except Exception:  # the whole font still works; only this shortcut is lost
+            continue
+        cuts.append(_Cut(out.getvalue(), glyphs))
+    return _FontFile(data, tuple(cuts))
