@@ -66,7 +66,7 @@ def cached(text: str) -> bytes:
 
 
 def test_the_embedded_subset_is_the_one_fpdf2_makes_from_the_whole_font() -> None:
-    for text in (f"{LATIN} Zoë Łukasz", f"Grüße {GREEK} Кириллица"):
+    for text in (f"{LATIN} Zoë", f"{LATIN} Łukasz", f"Grüße {GREEK} Кириллица"):  # each cut
         [(ours, our_map)] = embedded(cached(text)).values()
         [(theirs, their_map)] = embedded(uncached(text)).values()
         assert (ours, our_map) == (theirs, their_map)
