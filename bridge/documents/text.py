@@ -140,6 +140,10 @@ def fit_lines(pdf: FPDF, fonts: Fonts, text: str, width: float, max_lines: int) 
     Only the start of a long text is wrapped: fpdf2 measures every character, and a whole
     e-mail pasted into the notes would take minutes."""
     limit = max(max_lines, 1) * _MAX_CHARS_PER_LINE
+    if len(text) <= limit and "\n" not in text:
+        room = width - 2 * pdf.c_margin  # what multi_cell leaves for the text
+        if pdf.get_string_width(text) < room * _PLAINLY_FITS:
+            return [text]  # one line, without fpdf2's line breaking (most of a cover's layout)
     lines = wrap(pdf, text[:limit], width, pdf.font_size * 1.3)
     if len(lines) <= max_lines and len(text) <= limit:
         return lines
@@ -198,6 +202,7 @@ def _text_metrics() -> tuple[Fonts, int]:
 _LINE_HEIGHT_PT = TEXT_SIZE_PT * 1.25
 TEXT_LINE_HEIGHT_PT = _LINE_HEIGHT_PT
 _MAX_CHARS_PER_LINE = 300  # more than any line of a Letter page holds at a readable size
+_PLAINLY_FITS = 0.98  # a text this much narrower than the line is one line, however it breaks
 
 
 def text_chunks(text: str, fonts: Fonts) -> list[str]:
