@@ -59,6 +59,7 @@ test: lint typecheck pytest pytest-postgres
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/smtp_throughput.py
+	$(BIN)/python bench/cover_page.py
 	$(BIN)/python bench/office_conversion.py
 
 clean:

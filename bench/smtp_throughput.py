@@ -1,403 +1,333 @@
-"""SMTP intake throughput: a bare aiosmtpd sink against the real bridge, same message, one run.
+"""SMTP intake throughput: Postfix smtp-sink, a bare aiosmtpd sink and the bridge, one run.
 
-Postfix's `smtp-source` sends N copies of one pre-formatted mail (a 1-page PDF for
-12125550123@fax.localhost) over S parallel sessions, first to an aiosmtpd server whose
-handle_DATA only answers "250 OK", then to `python -m bridge serve` on a generated config
-(simulator provider, SQLite and Maildir in a temporary directory). It prints messages per
-second for both, their ratio, the bridge's memory and its per-message latency, and checks in
-the smtplog that the bridge accepted every message (so the figure is not of refused mail).
+For each of two mails (13.6 kB with a 1-page scanned PDF; 3.8 MB with 10 grey JPEG pages,
+see `bench_mail.py`) Postfix's `smtp-source -s 20` sends N copies to each server in turn,
+while one more client (the probe) sends copies one after another on its own connection and
+times each from its final "." to the 250. Per server it prints msg/s, the ratio to the
+aiosmtpd sink, accept latency p50/p99 (the probe's), CPU ms per message (the whole process
+tree: the bridge with its document pool) and peak RSS (the sum of VmHWM over that tree).
 
-    python bench/smtp_throughput.py [--messages 400] [--sessions 20] [--reconnect] [--keep]
+The bridge runs its whole intake (parse, convert, cover page, files, smtplog, fsync, commit)
+with the simulator provider; its fax worker is held (`bridge_without_deliveries.py`), so no
+delivery runs in the window. The run fails unless every message sent to the bridge (probe
+included) became exactly one accepted smtplog attempt with exactly one fax job.
 
-All traffic goes to 127.0.0.1; both servers are stopped (SIGTERM) before it exits.
+    python bench/smtp_throughput.py [--small 300] [--large 30] [--sessions 20]
+                                    [--postgres URL] [--no-sqlite] [--keep]
+
+`--postgres URL` adds a bridge on PostgreSQL (a fresh schema, dropped at the end).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import multiprocessing
 import os
+import platform
+import secrets
 import shutil
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
-from datetime import datetime
-from email.message import EmailMessage
-from email.utils import formatdate
-from multiprocessing.connection import Connection
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HOST = "127.0.0.1"
-SENDER = "bench@example.com"
-RECIPIENT = "12125550123@fax.localhost"
-SMTP_SOURCE_PATHS = ("/usr/sbin/smtp-source", "/usr/bin/smtp-source")
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
-
-
-class BenchError(Exception):
-    """Stops the benchmark with one readable line."""
-
-
-# -- the message ---------------------------------------------------------------------------
-def one_page_pdf() -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF(format="letter")
-    pdf.add_page()
-    pdf.set_font("helvetica", size=14)
-    pdf.cell(text="faxbridge benchmark: one page")
-    pdf.ln(12)
-    pdf.set_font("helvetica", size=11)
-    for line in range(40):
-        pdf.cell(text=f"Line {line + 1:02d}: The quick brown fox jumps over the lazy dog.")
-        pdf.ln(6)
-    return bytes(pdf.output())
+from bench_mail import RECIPIENT, SENDER, Mail, write_mails
+from bench_servers import (
+    HOST,
+    BenchError,
+    Server,
+    cpu_s,
+    find_tool,
+    peak_rss_kib,
+    start_aiosmtpd_sink,
+    start_bridge,
+    start_smtp_sink,
+    tree,
+)
 
 
-def write_message(path: Path) -> int:
-    """The mail smtp-source sends; returns its size in bytes.
+# -- the latency probe ---------------------------------------------------------------------------
+class Probe(threading.Thread):
+    """One more client: sends the mail again and again until told to stop, timing each
+    final "." → 250 (what a sender waits for once its last byte is out)."""
 
-    LF line ends on purpose: `smtp-source -F` strips the LF and appends CRLF to each line, so
-    a CRLF file would arrive as CR CR LF.
-    """
-    message = EmailMessage()
-    message["From"] = f"Benchmark <{SENDER}>"
-    message["To"] = RECIPIENT
-    message["Date"] = formatdate(localtime=False)
-    message.add_attachment(
-        one_page_pdf(), maintype="application", subtype="pdf", filename="bench.pdf"
-    )
-    data = message.as_bytes()  # email.policy.compat32 joins lines with "\n"
-    path.write_bytes(data)
-    return len(data)
+    def __init__(self, port: int, mail: Mail) -> None:
+        super().__init__(name="probe", daemon=True)
+        self.port = port
+        self.body = _wire_body(mail.path.read_bytes())
+        self.stopping = threading.Event()
+        self.latencies_s: list[float] = []
+        self.error: str | None = None
 
-
-# -- the bare aiosmtpd sink (its own process) -----------------------------------------------
-class SinkHandler:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 OK"
-
-
-async def _serve_sink(conn: Connection) -> None:
-    from aiosmtpd.smtp import SMTP
-
-    loop = asyncio.get_running_loop()
-    handler = SinkHandler()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="sink.localhost"), host=HOST, port=0
-    )
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    conn.send(server.sockets[0].getsockname()[1])
-    conn.close()
-    async with server:
-        await stop.wait()
-
-
-def sink_main(conn: Connection) -> None:
-    asyncio.run(_serve_sink(conn))
-
-
-def start_sink() -> tuple[multiprocessing.process.BaseProcess, int]:
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe(duplex=False)
-    process = context.Process(target=sink_main, args=(child,), name="aiosmtpd-sink")
-    process.start()
-    child.close()
-    if not parent.poll(READY_TIMEOUT_S):
-        stop(process)
-        raise BenchError("the aiosmtpd sink did not start")
-    port = parent.recv()
-    assert isinstance(port, int)
-    return process, port
-
-
-# -- the bridge (a subprocess) --------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def write_config(workdir: Path, smtp_port: int, http_port: int) -> Path:
-    config = {
-        "smtp": {"listen": f"{HOST}:{smtp_port}", "hostname": "fax.localhost"},
-        "http": {"listen": f"{HOST}:{http_port}", "public_url": f"http://{HOST}:{http_port}"},
-        "storage": {"url": f"sqlite:///{workdir / 'faxbridge.db'}", "data_dir": str(workdir)},
-        "mail": {
-            "from": "Fax Bridge <fax-noreply@fax.localhost>",
-            "transport": "maildir",
-            "maildir": str(workdir / "mail"),
-        },
-        "providers": {"sim": {"type": "simulator", "delay_s": 0.5}},
-        "faxboxes": [
-            {
-                "name": "main",
-                "domains": ["fax.localhost"],
-                "provider": "sim",
-                "caller_id": "+12125550100",
-                "default_region": "US",
-                "allowed_countries": [1],
-            }
-        ],
-    }
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def start_bridge(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "-c", str(config)],
-            cwd=config.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_ready(process: subprocess.Popen[bytes], http_port: int, log_path: Path) -> None:
-    """Poll GET /readyz until it answers 200."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    url = f"http://{HOST}:{http_port}/readyz"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"the bridge exited with {process.returncode}:\n{tail(log_path)}")
+    def run(self) -> None:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"the bridge was not ready within {READY_TIMEOUT_S:.0f} s:\n{tail(log_path)}")
+            with socket.create_connection((HOST, self.port), timeout=300) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait
+                replies = sock.makefile("rb")
+                _expect(replies, b"220")
+                sock.sendall(b"EHLO probe.localhost\r\n")
+                _expect(replies, b"250")
+                while not self.stopping.is_set():
+                    for command in (f"MAIL FROM:<{SENDER}>", f"RCPT TO:<{RECIPIENT}>"):
+                        sock.sendall(command.encode() + b"\r\n")
+                        _expect(replies, b"250")
+                    sock.sendall(b"DATA\r\n")
+                    _expect(replies, b"354")
+                    sock.sendall(self.body)
+                    started = time.perf_counter()
+                    sock.sendall(b".\r\n")
+                    _expect(replies, b"250")
+                    self.latencies_s.append(time.perf_counter() - started)
+                sock.sendall(b"QUIT\r\n")
+        except (OSError, BenchError) as exc:
+            self.error = str(exc)
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+def _wire_body(data: bytes) -> bytes:
+    lines = data.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
 
 
+def _expect(replies: object, code: bytes) -> None:
+    assert hasattr(replies, "readline")
+    while True:
+        line: bytes = replies.readline()
+        if not line:
+            raise BenchError("the server closed the probe's connection")
+        if not line.startswith(code):
+            raise BenchError(f"probe expected {code.decode()}, got {line.decode().strip()!r}")
+        if line[3:4] != b"-":
+            return
+
+
+# -- one measurement -----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SmtpLogSummary:
-    outcomes: dict[str, int]
-    latencies_s: list[float]
+class Result:
+    server: str
+    mail: str
+    messages: int  # sent by smtp-source
+    probes: int
+    seconds: float
+    cpu_s: float
+    peak_rss_kib: int  # the process and its children (the bridge's pool) together
+    main_rss_kib: int  # the process alone
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def read_smtplog(config: Path) -> SmtpLogSummary:
-    """Every attempt, through the CLI (`faxbridge smtplog list --json`)."""
-    command = [sys.executable, "-m", "bridge", "smtplog", "list", "-c", str(config)]
-    result = subprocess.run(
-        [*command, "--limit", "1000000", "--json"],
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise BenchError(f"smtplog list failed: {result.stderr.decode(errors='replace')}")
-    records: list[dict[str, Any]] = json.loads(result.stdout)
-    outcomes: dict[str, int] = {}
-    latencies: list[float] = []
-    for record in records:
-        outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
-        if record["outcome"] == "accepted" and record["created"] and record["finished"]:
-            created = datetime.fromisoformat(record["created"])
-            finished = datetime.fromisoformat(record["finished"])
-            latencies.append((finished - created).total_seconds())
-    return SmtpLogSummary(outcomes, latencies)
-
-
-# -- measuring -------------------------------------------------------------------------------
-def smtp_source() -> str:
-    for path in SMTP_SOURCE_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    found = shutil.which("smtp-source")
-    if found is None:
-        raise BenchError("smtp-source not found: run `make system-deps` (Debian package postfix)")
-    return found
-
-
-def drive(port: int, message: Path, args: argparse.Namespace) -> float:
-    """Send the messages with smtp-source; return the wall time in seconds."""
-    command = [smtp_source(), "-s", str(args.sessions), "-m", str(args.messages)]
-    command += [] if args.reconnect else ["-d"]
-    command += ["-F", str(message), "-M", "bench.localhost", "-f", SENDER, "-t", RECIPIENT]
-    command.append(f"{HOST}:{port}")
-    timeout_s = 60 + args.messages * 0.5
+def measure(server: Server, mail: Mail, messages: int, sessions: int) -> Result:
+    pids = tree(server.pid)
+    cpu_before = cpu_s(pids)
+    probe = Probe(server.port, mail)
+    command = [find_tool("smtp-source"), "-s", str(sessions), "-m", str(messages), "-d"]
+    command += ["-F", str(mail.path), "-M", "bench.localhost", "-f", SENDER, "-t", RECIPIENT]
+    command.append(f"{HOST}:{server.port}")
+    timeout_s = 120 + messages * (2.0 if mail.size > 1e6 else 0.5)
     started = time.perf_counter()
+    probe.start()
     try:
-        result = subprocess.run(command, capture_output=True, check=False, timeout=timeout_s)
+        done = subprocess.run(command, capture_output=True, check=False, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"smtp-source did not finish within {timeout_s:.0f} s") from exc
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0 or result.stderr.strip():
+    finally:
+        probe.stopping.set()
+    seconds = time.perf_counter() - started
+    probe.join(300)
+    if done.returncode != 0 or done.stderr.strip():
         raise BenchError(
-            f"smtp-source exited with {result.returncode}: "
-            + result.stderr.decode(errors="replace").strip()
+            f"smtp-source against {server.name} exited with {done.returncode}: "
+            + done.stderr.decode(errors="replace").strip()
         )
-    return elapsed
+    if probe.error or not probe.latencies_s:
+        raise BenchError(f"the probe against {server.name} failed: {probe.error or 'no reply'}")
+    pids = tree(server.pid)
+    return Result(
+        server=server.name,
+        mail=mail.name,
+        messages=messages,
+        probes=len(probe.latencies_s),
+        seconds=seconds,
+        cpu_s=cpu_s(pids) - cpu_before,
+        peak_rss_kib=peak_rss_kib(pids),
+        main_rss_kib=peak_rss_kib([server.pid]),
+        latencies_ms=[x * 1000 for x in probe.latencies_s],
+    )
 
 
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of one process, in KiB."""
-    values: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
+def check_jobs(server: Server, expected: int) -> None:
+    """Every message sent became one accepted attempt with exactly one fax job."""
+    import sqlalchemy as sa
+
+    from bridge.store.db import make_engine
+    from bridge.store.schema import fax_jobs, smtplog
+
+    assert server.storage_url is not None
+    engine = make_engine(server.storage_url)
+    try:
+        with engine.connect() as conn:
+            outcomes = dict(
+                conn.execute(
+                    sa.select(smtplog.c.outcome, sa.func.count()).group_by(smtplog.c.outcome)
+                ).all()
+            )
+            jobs = conn.execute(sa.select(sa.func.count()).select_from(fax_jobs)).scalar_one()
+            per_attempt = sa.select(fax_jobs.c.attempt_id).group_by(fax_jobs.c.attempt_id)
+            attempts_with_one = conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    per_attempt.having(sa.func.count() == 1).subquery()
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    if not (outcomes == {"accepted": expected} and jobs == attempts_with_one == expected):
+        raise BenchError(
+            f"{expected} messages sent to the bridge, but smtplog outcomes {outcomes}, "
+            f"{jobs} fax jobs, {attempts_with_one} attempts with exactly one job; "
+            f"see {server.log}"
+        )
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads) so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_s(pid: int) -> tuple[float, float]:
-    """CPU seconds of a process and of its children (the bridge's document pool)."""
-    return cpu_s(pid), sum(cpu_s(child) for child in children(pid))
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+# -- the run ------------------------------------------------------------------------------------
+def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], dict[str, Mail]]:
+    mails = write_mails(workdir)
+    counts = {"small": args.small, "large": args.large}
+    stores: list[tuple[str, Callable[[Path], tuple[str, Callable[[], None]]]]] = []
+    if not args.no_sqlite:
+        stores.append(("SQLite", lambda d: (f"sqlite:///{d / 'faxbridge.db'}", lambda: None)))
+    if args.postgres:
+        stores.append(("PostgreSQL", lambda d: _pg_schema(args.postgres)))
+    results: list[Result] = []
+    for mail in mails.values():
+        messages = counts[mail.name]
+        if messages < 1:
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def stop(process: subprocess.Popen[bytes] | multiprocessing.process.BaseProcess) -> None:
-    if isinstance(process, subprocess.Popen):
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        print(f"{mail.label}: {messages} messages, {args.sessions} sessions", flush=True)
+        for start in (lambda: start_smtp_sink(workdir), start_aiosmtpd_sink):
+            server = start()
             try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"pid {process.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killed")
-                process.kill()
-                process.wait()
-    elif process.is_alive():
-        process.terminate()
-        process.join(STOP_TIMEOUT_S)
-        if process.is_alive():
-            process.kill()
-            process.join()
+                results.append(measure(server, mail, messages, args.sessions))
+            finally:
+                server.stop()
+        for store, make_store in stores:
+            folder = workdir / f"bridge-{mail.name}-{store}"
+            folder.mkdir()
+            url, drop = make_store(folder)
+            try:
+                server = start_bridge(folder, url)
+                try:
+                    result = measure(server, mail, messages, args.sessions)
+                    check_jobs(server, result.messages + result.probes)
+                finally:
+                    server.stop()
+            finally:
+                drop()
+            results.append(replace(result, server=f"faxbridge, {store}"))
+    return results, mails
 
 
-def mib(kib: int) -> str:
-    return f"{kib / 1024:.0f} MiB"
+def _pg_schema(url: str) -> tuple[str, Callable[[], None]]:
+    import psycopg
+
+    schema = f"bench_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def table(results: list[Result], mails: dict[str, str]) -> str:
+    head = (
+        "| mail | server | msg/s | ÷ aiosmtpd | accept p50 | accept p99 | CPU ms/msg "
+        "| peak RSS (main + pool) |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    rows = [head]
+    for mail, label in mails.items():
+        mine = [r for r in results if r.mail == mail]
+        base = next((r.rate for r in mine if r.server == "aiosmtpd sink"), None)
+        for r in mine:
+            ratio = f"{r.rate / base:.3f}" if base else "-"
+            rows.append(
+                f"| {label} | {r.server} | {r.rate:,.1f} | {ratio} | {r.percentile(0.5):.1f} ms "
+                f"| {r.percentile(0.99):.1f} ms | {r.cpu_s * 1000 / (r.messages + r.probes):.1f} "
+                f"| {_rss(r)} |"
+            )
+    return "\n".join(rows)
+
+
+def _rss(r: Result) -> str:
+    if r.peak_rss_kib == r.main_rss_kib:
+        return f"{r.peak_rss_kib / 1024:.0f} MiB"
+    pool = (r.peak_rss_kib - r.main_rss_kib) / 1024
+    return f"{r.peak_rss_kib / 1024:.0f} MiB ({r.main_rss_kib / 1024:.0f} + {pool:.0f})"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {memory:.0f} GiB; {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--messages", type=int, default=400, metavar="N", help="in all (400)")
+    parser.add_argument("--small", type=int, default=300, metavar="N", help="13.6 kB mails (300)")
+    parser.add_argument("--large", type=int, default=30, metavar="N", help="3.8 MB mails (30)")
     parser.add_argument("--sessions", type=int, default=20, metavar="S", help="parallel (20)")
-    parser.add_argument(
-        "--reconnect", action="store_true", help="a new connection per message (no -d)"
-    )
+    parser.add_argument("--postgres", metavar="URL", help="also run the bridge on PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the bridge on SQLite")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    if args.messages < 1 or args.sessions < 1:
-        parser.error("--messages and --sessions must be at least 1")
+    if args.sessions < 1 or min(args.small, args.large) < 0:
+        parser.error("--sessions must be at least 1, counts at least 0")
 
     workdir = Path(tempfile.mkdtemp(prefix="faxbridge-bench-"))
-    servers: list[subprocess.Popen[bytes] | multiprocessing.process.BaseProcess] = []
+    began = time.monotonic()
     try:
-        message = workdir / "message.eml"
-        size = write_message(message)
+        results, mails = run(args, workdir)
+        labels = {mail.name: mail.label for mail in mails.values()}
+        print()
+        print(table(results, labels))
         print(
-            f"{args.messages} messages of {size} bytes (1-page PDF), {args.sessions} sessions, "
-            f"{'a connection per message' if args.reconnect else 'connections reused (-d)'}"
-        )
-
-        sink, sink_port = start_sink()
-        servers.append(sink)
-        sink_s = drive(sink_port, message, args)
-
-        smtp_port, http_port = free_port(), free_port()
-        config = write_config(workdir, smtp_port, http_port)
-        bridge = start_bridge(config, workdir / "bridge.log")
-        servers.append(bridge)
-        wait_ready(bridge, http_port, workdir / "bridge.log")
-        cpu_before = tree_cpu_s(bridge.pid)
-        bridge_s = drive(smtp_port, message, args)
-        if bridge.poll() is not None:
-            raise BenchError(f"the bridge exited with {bridge.returncode} during the run")
-        cpu_after = tree_cpu_s(bridge.pid)
-        main_mem = memory_kib(bridge.pid)
-        pool_mem = [memory_kib(child) for child in children(bridge.pid)]
-
-        log = read_smtplog(config)
-        accepted = log.outcomes.get("accepted", 0)
-        if accepted != args.messages:
-            raise BenchError(
-                f"the bridge accepted {accepted} of {args.messages} messages "
-                f"(smtplog outcomes: {log.outcomes}); see {workdir / 'bridge.log'}"
-            )
-
-        print(f"\n{'target':<8} {'messages':>9} {'seconds':>9} {'msg/s':>9}")
-        for name, seconds in (("sink", sink_s), ("bridge", bridge_s)):
-            print(f"{name:<8} {args.messages:>9} {seconds:>9.2f} {args.messages / seconds:>9.1f}")
-        print(f"ratio bridge/sink: {sink_s / bridge_s:.3f}")
-        print(
-            f"bridge memory after the run: VmRSS {mib(main_mem['VmRSS'])} "
-            f"(peak VmHWM {mib(main_mem['VmHWM'])}); its {len(pool_mem)} child processes "
-            f"(document pool, multiprocessing tracker): VmRSS "
-            f"{mib(sum(m['VmRSS'] for m in pool_mem))} in all"
-        )
-        main_cpu, pool_cpu = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
-        print(
-            f"bridge CPU during the run: {main_cpu:.1f} s in the main process "
-            f"({main_cpu / bridge_s:.0%} of one core), {pool_cpu:.1f} s in the document pool "
-            f"({os.cpu_count()} CPUs)"
-        )
-        if log.latencies_s:
-            ms = sorted(x * 1000 for x in log.latencies_s)
-            print(
-                "bridge latency, MAIL FROM to just before the commit (smtplog created→finished): "
-                f"mean {statistics.fmean(ms):.0f} ms, median {statistics.median(ms):.0f} ms, "
-                f"p95 {ms[int(len(ms) * 0.95) - 1]:.0f} ms"
-            )
-        print(
-            "per-message time seen by a client (seconds * sessions / messages): "
-            f"sink {sink_s * args.sessions / args.messages * 1000:.0f} ms, "
-            f"bridge {bridge_s * args.sessions / args.messages * 1000:.0f} ms"
+            f"\nsmtp-source -s {args.sessions} -d, plus the probe; "
+            f"{sum(r.messages + r.probes for r in results)} messages in "
+            f"{time.monotonic() - began:.0f} s. Machine: {machine()}"
         )
         return 0
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        for server in reversed(servers):
-            stop(server)
         if args.keep:
             print(f"kept {workdir}")
         else:

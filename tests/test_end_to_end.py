@@ -94,6 +94,25 @@ def test_mail_becomes_a_delivered_fax_and_a_report(bridge: BridgeThread) -> None
     assert report["In-Reply-To"] == message["Message-ID"]
 
 
+def test_each_recipient_of_one_mail_gets_a_cover_with_its_own_name_and_number(
+    bridge: BridgeThread,
+) -> None:
+    to = ['"Jane Doe" <12125550123@fax.localhost>', '"Bob Roe" <12125550124@fax.localhost>']
+    message = fax_mail(to=to, pdf_pages=1)
+    send(bridge, message, ["12125550123@fax.localhost", "12125550124@fax.localhost"], "a@x.org")
+
+    covers = {
+        number: sent_pdf(bridge, final_job(bridge, number)).pages[0].extract_text()
+        for number in ("+12125550123", "+12125550124")
+    }
+    assert "To: Jane Doe\nTo fax: +1 212-555-0123\n" in covers["+12125550123"]
+    assert "To: Bob Roe\nTo fax: +1 212-555-0124\n" in covers["+12125550124"]
+    assert "Bob" not in covers["+12125550123"] and "Jane" not in covers["+12125550124"]
+    for cover in covers.values():
+        assert "Pages: 2 (including this cover page)" in cover
+        assert "Please sign page 2." in cover
+
+
 def test_busy_line_ends_failed_with_a_report_that_says_so(bridge: BridgeThread) -> None:
     send(
         bridge,

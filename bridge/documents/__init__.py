@@ -6,7 +6,7 @@ Pure functions of the message, except for the converters outside Python they are
 from __future__ import annotations
 
 from bridge.documents.convert import count_pages, merge_pdfs
-from bridge.documents.cover import render_cover
+from bridge.documents.cover import render_cover, render_covers
 from bridge.documents.pipeline import (
     AttachmentReport,
     DocumentOptions,
@@ -35,4 +35,5 @@ __all__ = [
     "merge_pdfs",
     "prepare_document",
     "render_cover",
+    "render_covers",
 ]

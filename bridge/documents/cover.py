@@ -12,12 +12,14 @@ for that, the To and From names take one line each on such a cover.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from bridge.documents.fonts import output, release
 from bridge.documents.text import (
     LETTER_PT,
     MARGIN_PT,
@@ -52,7 +54,7 @@ def render_cover(note: CoverNote, text: str | None = None) -> bytes:
         pdf.set_font(fonts.mono, "", TEXT_SIZE_PT)
         for line in text.split("\n"):
             pdf.cell(w=width, h=TEXT_LINE_HEIGHT_PT, text=line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        return bytes(pdf.output())
+        return output(pdf)
 
     notes = note.notes.strip()
     if notes:
@@ -62,7 +64,17 @@ def render_cover(note: CoverNote, text: str | None = None) -> bytes:
         lines = fit_lines(pdf, fonts, fonts.clean(notes), width, int(room // line_height))
         for line in lines:
             pdf.cell(w=width, h=line_height, text=line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    return bytes(pdf.output())
+    return output(pdf)
+
+
+def render_covers(notes: Sequence[CoverNote]) -> list[bytes]:
+    """The covers of one message's recipients, in one pool task: a note that several
+    recipients share (same name and number, in two faxboxes) is drawn once."""
+    drawn: dict[CoverNote, bytes] = {}
+    for note in notes:
+        if note not in drawn:
+            drawn[note] = render_cover(note)
+    return [drawn[note] for note in notes]
 
 
 def split_text_for_cover(subject: str, text: str) -> tuple[str, str] | None:
@@ -107,7 +119,7 @@ def _measurer() -> tuple[FPDF, Fonts, float, int] | None:
     top = pdf.get_y()
     pdf.set_font(fonts.mono, "", TEXT_SIZE_PT)
     columns = text_columns(pdf)
-    pdf.output()  # fpdf2 closes its font files only when a document is written
+    release(pdf)  # the document stays for measuring, without its fontTools objects' files
     return pdf, fonts, top, columns
 
 

@@ -121,6 +121,10 @@ def _run_limited(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 def _ping() -> int:
+    """A worker started, its fonts parsed: otherwise the first cover would pay ~0.3 s."""
+    from bridge.documents.text import preload_fonts
+
+    preload_fonts()
     return os.getpid()
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 
+from bridge.documents.fonts import add_font, output, release
+
 LETTER_PT = (612.0, 792.0)
 MARGIN_PT = 54.0  # 3/4 inch: clear of what fax machines cut off at the edges
 TEXT_SIZE_PT = 10.0
@@ -90,17 +92,17 @@ def find_font(style: str) -> str | None:
 
 def new_document(*, sans: bool = True, mono: bool = True) -> tuple[FPDF, Fonts]:
     """A Letter-sized FPDF document with the best fonts this machine has registered. Only
-    the families asked for are loaded: parsing a TrueType font costs ~60 ms each time."""
+    the families asked for are added; each font file is parsed once per process (`fonts`)."""
     pdf = _blank()
     regular, bold, fixed = find_font("regular"), find_font("bold"), find_font("mono")
     if regular is None:
         return pdf, Fonts(sans="helvetica", mono="courier", unicode=False)
     try:
         if sans:
-            pdf.add_font("sans", "", regular)
-            pdf.add_font("sans", "B", bold or regular)
+            add_font(pdf, "sans", "", regular)
+            add_font(pdf, "sans", "B", bold or regular)
         if mono:
-            pdf.add_font("mono", "", fixed or regular)
+            add_font(pdf, "mono", "", fixed or regular)
     except Exception:  # an unreadable font file must not cost the fax
         return _blank(), Fonts(sans="helvetica", mono="courier", unicode=False)
     return pdf, Fonts(
@@ -109,6 +111,12 @@ def new_document(*, sans: bool = True, mono: bool = True) -> tuple[FPDF, Fonts]:
         unicode=True,
         fixed_pitch=mono and fixed is not None,
     )
+
+
+def preload_fonts() -> None:
+    """Parse the fonts of covers and text pages now (a worker starting), not on a mail."""
+    pdf, _ = new_document()
+    release(pdf)
 
 
 def _blank() -> FPDF:
@@ -132,6 +140,10 @@ def fit_lines(pdf: FPDF, fonts: Fonts, text: str, width: float, max_lines: int) 
     Only the start of a long text is wrapped: fpdf2 measures every character, and a whole
     e-mail pasted into the notes would take minutes."""
     limit = max(max_lines, 1) * _MAX_CHARS_PER_LINE
+    if len(text) <= limit and "\n" not in text:
+        room = width - 2 * pdf.c_margin  # what multi_cell leaves for the text
+        if pdf.get_string_width(text) < room * _PLAINLY_FITS:
+            return [text]  # one line, without fpdf2's line breaking (most of a cover's layout)
     lines = wrap(pdf, text[:limit], width, pdf.font_size * 1.3)
     if len(lines) <= max_lines and len(text) <= limit:
         return lines
@@ -160,7 +172,7 @@ def text_to_pdf(text: str) -> bytes:
         # long log file. With a fixed pitch, counting characters is exact and linear.
         for piece in wrap_fixed_lines(body, text_columns(pdf)):
             pdf.cell(w=width, h=_LINE_HEIGHT_PT, text=piece, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    return bytes(pdf.output())
+    return output(pdf)
 
 
 def text_pages(text: str) -> int | None:
@@ -183,14 +195,14 @@ def _text_metrics() -> tuple[Fonts, int]:
     pdf, fonts = new_document(sans=False)
     pdf.set_font(fonts.mono, size=TEXT_SIZE_PT)
     columns = text_columns(pdf)
-    pdf.add_page()
-    pdf.output()  # fpdf2 closes the font files only when a document is written
+    release(pdf)
     return fonts, columns
 
 
 _LINE_HEIGHT_PT = TEXT_SIZE_PT * 1.25
 TEXT_LINE_HEIGHT_PT = _LINE_HEIGHT_PT
 _MAX_CHARS_PER_LINE = 300  # more than any line of a Letter page holds at a readable size
+_PLAINLY_FITS = 0.98  # a text this much narrower than the line is one line, however it breaks
 
 
 def text_chunks(text: str, fonts: Fonts) -> list[str]:

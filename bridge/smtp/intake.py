@@ -24,7 +24,7 @@ from bridge.documents import (
     PreparedDocument,
     fax_pdf,
     prepare_document,
-    render_cover,
+    render_covers,
 )
 from bridge.documents.external import Converters
 from bridge.documents.pool import ConversionLimit, DocumentPool
@@ -235,9 +235,12 @@ class Intake:
                 documents[name] = await self._write(
                     attempt, f"documents/{attempt.id}-{name}.pdf", doc.pdf
                 )
+        covers = await self._covers(attempt, faxes, prepared)
         jobs = [
-            await self._job(attempt, r, prepared[r.faxbox.name], documents.get(r.faxbox.name))
-            for r in faxes
+            await self._job(
+                attempt, r, prepared[r.faxbox.name], documents.get(r.faxbox.name), covers.get(n)
+            )
+            for n, r in enumerate(faxes)
         ]
         previews = [
             await self._preview(attempt, r, prepared[r.faxbox.name], n)
@@ -312,6 +315,22 @@ class Intake:
             pages=doc.pages + (1 if doc.wants_cover else 0),
         )
 
+    async def _covers(
+        self, attempt: Attempt, faxes: list[Recipient], prepared: dict[str, PreparedDocument]
+    ) -> dict[int, tuple[CoverNote, bytes]]:
+        """The cover page of each fax (by its place in `faxes`) that goes in front of a
+        document, all drawn in one pool task: one round trip per message, not per recipient."""
+        notes = {
+            n: self._note(attempt, r, prepared[r.faxbox.name])
+            for n, r in enumerate(faxes)
+            if prepared[r.faxbox.name].wants_cover and prepared[r.faxbox.name].cover_text is None
+        }
+        if not notes:
+            return {}
+        pdfs = await self._in_pool(render_covers, list(notes.values()))
+        assert isinstance(pdfs, list)
+        return {n: (note, pdf) for (n, note), pdf in zip(notes.items(), pdfs, strict=True)}
+
     async def _preview(
         self, attempt: Attempt, recipient: Recipient, doc: PreparedDocument, number: int
     ) -> PreviewRow:
@@ -329,6 +348,7 @@ class Intake:
         recipient: Recipient,
         doc: PreparedDocument,
         document_path: str | None,
+        cover: tuple[CoverNote, bytes] | None,
     ) -> NewJob:
         job_id = new_id()
         faxbox = recipient.faxbox
@@ -342,9 +362,8 @@ class Intake:
                 attempt, f"documents/{attempt.id}-{job_id}.pdf", whole
             )
         elif doc.wants_cover:
-            note = self._note(attempt, recipient, doc)
-            pdf = await self._in_pool(render_cover, note)
-            assert isinstance(pdf, bytes)
+            assert cover is not None  # drawn for every such fax by `_covers`
+            note, pdf = cover
             cover_path = await self._write(attempt, f"covers/{job_id}.pdf", pdf)
             cover_data = {
                 "to_name": note.to_name,
