@@ -57,6 +57,7 @@ from bridge.providers.telnyx_wire import (
     failure_reason,
     fax_record,
     parse_time,
+    progress_code,
     verify_signature,
 )
 from bridge.providers.values import as_int
@@ -208,7 +209,7 @@ class TelnyxProvider(HTTPProvider[TelnyxConfig]):
             provider_fax_id=fax_id,
             status=status,
             reason=failure_reason(fax) if failed else None,
-            provider_code=code or event or str(fax.get("status") or "unknown"),
+            provider_code=code or progress_code(fax, event),
             provider_text=str(internal) if internal and internal != code else None,
             pages=as_int(fax.get("page_count")),
             at=parse_time(fax.get("updated_at") or fax.get("created_at")),

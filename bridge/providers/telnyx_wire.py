@@ -48,6 +48,18 @@ _OUTBOUND_EVENTS = {
     "fax.delivered": JobStatus.DELIVERED,
     "fax.failed": JobStatus.FAILED,
 }
+# The event each status is announced by, so a poll and a webhook name the same code.
+_EVENT_OF_STATUS = {
+    status: event
+    for event, status in (
+        ("fax.queued", "queued"),
+        ("fax.media.processed", "media.processed"),
+        ("fax.sending.started", "sending"),
+        ("fax.sending.started", "sending.started"),
+        ("fax.delivered", "delivered"),
+        ("fax.failed", "failed"),
+    )
+}
 # Telnyx's `failure_reason` values (types/fax.py, the "Receiving Webhooks" list) in our words.
 # Telnyx explains none of them beyond the name, so each is read by what its name says.
 FAILURE_REASONS: dict[str, FailureReason] = {
@@ -106,6 +118,13 @@ def classify(fax: dict[str, Any], event: str = "") -> JobStatus | None:
     if status is JobStatus.FAILED and fax.get("failure_reason") == CANCELLED_REASON:
         return JobStatus.CANCELLED
     return status
+
+
+def progress_code(fax: dict[str, Any], event: str = "") -> str:
+    """The code a job keeps for news that is no failure: the event name, which a fax object
+    polled without one is given from its status (`originated` has no event of its own)."""
+    status = str(fax.get("status") or "").strip().lower()
+    return event or _EVENT_OF_STATUS.get(status) or status or "unknown"
 
 
 def client_state(text: str) -> str:
