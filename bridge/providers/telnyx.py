@@ -79,6 +79,11 @@ class TelnyxProvider(HTTPProvider[TelnyxConfig]):
     type = "telnyx"
     default_base_url = "https://api.telnyx.com/v2"
     requires_caller_id = True  # fax_create_params.py: `from` is Required
+    # "Receiving Webhooks": a non-200 answer sends the webhook to the failover URL (if one is
+    # set), not again to ours; Telnyx retries only when no answer comes in time. So a webhook
+    # naming no job is kept and answered 200 (our `client_state` names the job even before
+    # the send's answer is recorded, so a fast fax.queued still finds it).
+    retries_refused_callbacks = False
 
     def __init__(
         self, name: str, config: TelnyxConfig, client: httpx.AsyncClient, context: ProviderContext

@@ -176,3 +176,19 @@ def test_without_webhooks_polling_finds_the_fax_delivered(
     assert job["history"][-1]["detail"].startswith("status poll: delivered")
     (report,) = maildir_messages(bridge)
     assert report["Subject"] == "Fax to +1 212-555-0123 delivered (3 pages)"
+
+
+def test_a_webhook_for_a_fax_the_bridge_never_sent_is_kept_and_answered_200(
+    bridge: BridgeThread, emulator: TelnyxHarness
+) -> None:
+    # "Receiving Webhooks": a non-200 answer sends the webhook to the failover URL, never again
+    # to ours, so a 404 would lose it. A fax someone sent from the portal on the same account:
+    elsewhere = emulator.state.new_fax("outbound", to=TO, **{"from": CALLER_ID})
+    # It reaches the bridge at the URL `providers setup` gave the fax application.
+
+    reply = emulator.post(emulator.status_callback(elsewhere["id"], "delivered"))
+
+    assert reply.status_code == 200, reply.text
+    [kept] = bridge.store.callbacks.recent(provider="telnyx")
+    assert "names no fax job of this bridge" in kept["reason"]
+    assert bridge.store.jobs.recent(status="delivered") == []
