@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import time
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bridge.errors import CallbackAuthError, CallbackError, PermanentProviderError
 from bridge.models import CallbackRequest, FailureReason, JobStatus
+from bridge.numbers import to_e164
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
@@ -143,13 +143,10 @@ def decoded_state(value: Any) -> str | None:
 
 
 def e164(value: Any) -> str:
-    """Telnyx numbers are E.164; its 2021 release notes show `" 13122010119"` (a `+` decoded
-    to a space somewhere on the way), so a bare run of digits gets its `+` back. SIP URIs and
-    anything else are kept as given; "" for no number."""
-    text = str(value or "").strip()
-    if re.fullmatch(r"\d{8,15}", text):
-        return f"+{text}"
-    return text
+    """A number as Telnyx writes it, in E.164. Its numbers are E.164, but the 2021 release
+    notes show `" 13122010119"` (a `+` decoded to a space on the way): `to_e164` puts it back.
+    SIP URIs and withheld numbers come back as given; "" for no number."""
+    return to_e164(str(value or ""))
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -213,7 +210,8 @@ def verify_signature(
             f"{TIMESTAMP_TOLERANCE_S} s): a replayed or delayed webhook"
         )
     try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
+        raw_key = base64.b64decode(public_key.strip(), validate=True)
+        key = Ed25519PublicKey.from_public_bytes(raw_key)
     except (binascii.Error, ValueError) as exc:
         raise CallbackAuthError(
             "the configured Telnyx public_key is not a base64 Ed25519 key (32 bytes)"

@@ -445,6 +445,17 @@ async def test_a_public_key_that_is_no_ed25519_key_refuses_every_webhook(
         await parsed(provider, harness.status_callback(fax_id, "delivered"))
 
 
+async def test_a_public_key_pasted_with_spaces_or_a_newline_still_verifies(
+    harness: TelnyxHarness, client: httpx.AsyncClient, fax: OutboundFax
+) -> None:
+    provider = build(harness, client, public_key=f"  {harness.public_key}\n")
+    fax_id = (await provider.send(fax)).provider_fax_id
+
+    result = await parsed(provider, harness.status_callback(fax_id, "delivered"))
+
+    assert result.updates[0].status is JobStatus.DELIVERED
+
+
 async def test_signed_garbage_is_a_callback_error(
     harness: TelnyxHarness, provider: TelnyxProvider
 ) -> None:
