@@ -192,3 +192,29 @@ def test_a_webhook_for_a_fax_the_bridge_never_sent_is_kept_and_answered_200(
     [kept] = bridge.store.callbacks.recent(provider="telnyx")
     assert "names no fax job of this bridge" in kept["reason"]
     assert bridge.store.jobs.recent(status="delivered") == []
+
+
+def test_a_send_whose_answer_was_lost_is_found_by_client_state_and_not_sent_twice(
+    emulator: TelnyxHarness,
+    make_config: Callable[..., Config],
+    start_bridge: Callable[[Config], BridgeThread],
+    tmp_path: Path,
+) -> None:
+    # Telnyx accepts the upload, but its answer comes after the bridge stopped waiting.
+    config = provider_faxbox_config(make_config, emulator, timeout_s=0.5)  # type: ignore[arg-type]
+    register_callbacks(config, emulator)  # type: ignore[arg-type]
+    emulator.answer_late(2.0)
+    bridge = start_bridge(config)
+    send_scan(bridge, tmp_path)
+
+    job = submitted_job(bridge)
+    uploads = [r for r in emulator.requests if (r.method, r.path) == ("POST", "/v2/faxes")]
+    assert len(uploads) == 1
+    details = [h["detail"] for h in job["history"]]
+    assert any("the provider may have the fax" in d for d in details), details
+    assert any(f"found at telnyx as {job['provider_fax_id']}" in d for d in details), details
+    assert not any("possible duplicate" in d for d in details), details
+
+    assert emulator.complete(job["provider_fax_id"], "delivered").status_code == 200
+    final = final_job(bridge, TO)
+    assert (final["status"], final["possible_duplicate"]) == ("delivered", False)

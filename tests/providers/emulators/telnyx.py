@@ -38,6 +38,7 @@ reason a fax with no documented cause carries.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -130,6 +131,7 @@ class TelnyxState:
     )
     numbers: list[str] = field(default_factory=lambda: ["+12125550100"])
     base_root: str = ""  # the emulator's own root URL, for media links
+    answer_delay_s: float = 0.0  # the next send is accepted, its answer comes this late
 
     def new_fax(self, direction: str, **values: Any) -> dict[str, Any]:
         """A fax object with the fields of [SDK] types/fax.py."""
@@ -235,6 +237,9 @@ def build_app(state: TelnyxState) -> Starlette:
         if contents is not None:
             state.documents[fax["id"]] = contents
             fax["page_count"] = _pages(contents)
+        if state.answer_delay_s:  # accepted, but the answer is late (a lost answer)
+            delay, state.answer_delay_s = state.answer_delay_s, 0.0
+            await asyncio.sleep(delay)
         return JSONResponse({"data": fax}, status_code=202)
 
     def lookup(request: Request) -> dict[str, Any] | Response:
@@ -427,6 +432,10 @@ class TelnyxHarness(CallsBack):
 
     def error_body(self, message: str) -> dict[str, Any]:
         return error_body(message)
+
+    def answer_late(self, seconds: float) -> None:
+        """The next send is accepted at once, but its answer comes `seconds` later."""
+        self.state.answer_delay_s = seconds
 
     # -- where webhooks go -----------------------------------------------------------------
     def registered_callback_url(self, inbound: bool) -> str | None:
