@@ -64,8 +64,8 @@ from bridge.providers.values import as_int
 
 log = logging.getLogger(__name__)
 
-# SendFaxMultipartRequest: `contents` "The maximum allowed size is 20 MB" (the JSON form's
-# media_url allows 50 MB, the Send a fax page says; an upload is held to the smaller figure).
+# SendFaxMultipartRequest: `contents` "The maximum allowed size is 20 MB"; the SDK's create
+# docstring says files over 50 MB fail: an upload is held to the smaller figure.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # fax_create_params.py `from_display_name`: at most 128 of letters, digits, spaces, -_~!.+
 _DISPLAY_NAME_JUNK = re.compile(r"[^A-Za-z0-9 \-_~!.+]")
@@ -122,7 +122,8 @@ class TelnyxProvider(HTTPProvider[TelnyxConfig]):
             "client_state": client_state(reference_text(fax.reference)),
             "webhook_url": fax.callback_url,
         }
-        if fax.header and (name := _DISPLAY_NAME_JUNK.sub("", fax.header).strip()[:128]):
+        name = " ".join(_DISPLAY_NAME_JUNK.sub(" ", fax.header or "").split())[:128]
+        if name:
             fields["from_display_name"] = name
         response = await self.call(
             "POST",

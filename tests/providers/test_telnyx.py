@@ -126,7 +126,7 @@ async def test_send_uploads_our_cover_and_the_document_as_contents_with_from_and
         "from": [OUR_NUMBER],  # the caller ID is Telnyx's required `from`
         "client_state": [base64.b64encode(f"faxbridge job {JOB}".encode()).decode()],
         "webhook_url": [fax.callback_url],
-        "from_display_name": ["Front Desk Smith  Co"],  # only the characters Telnyx allows
+        "from_display_name": ["Front Desk Smith Co"],  # only the characters Telnyx allows
     }
     (part,) = request.files()
     assert (part.name, part.filename, part.content_type) == (
