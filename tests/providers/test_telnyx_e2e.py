@@ -148,7 +148,7 @@ def test_fax_received_is_fetched_from_media_url_and_mailed_to_the_faxbox(
     assert reply.status_code == 200, reply.text
     (mail,) = maildir_messages(bridge)
     assert isinstance(mail, EmailMessage)
-    assert mail["To"] == "frontdesk@fax.localhost"
+    assert mail["To"] == ", ".join(bridge.config.faxboxes[0].inbound.email_to)  # the faxbox's
     assert mail["Subject"].startswith("Fax from +1 212-555-0199")
     (part,) = list(mail.iter_attachments())
     assert (part.get_content_type(), part.get_content()) == ("application/pdf", pdf)
