@@ -291,8 +291,23 @@ class MFaxConfig(_ProviderBase):
     account_id: str | None = None
 
 
+class TelnyxConfig(_ProviderBase):
+    type: Literal["telnyx"]
+    api_key: str  # an API v2 key (Mission Control Portal → API Keys), sent as a Bearer token
+    connection_id: str  # the Programmable Fax Application's id
+    # Mission Control Portal → Keys & Credentials → Public Key (base64 Ed25519): webhooks are
+    # refused unless `telnyx-signature-ed25519` verifies with it.
+    public_key: str
+
+
 ProviderConfig = Annotated[
-    SimulatorConfig | HelloFaxConfig | FaxPlusConfig | KazooConfig | DropboxSignConfig | MFaxConfig,
+    SimulatorConfig
+    | HelloFaxConfig
+    | FaxPlusConfig
+    | KazooConfig
+    | DropboxSignConfig
+    | MFaxConfig
+    | TelnyxConfig,
     Field(discriminator="type"),
 ]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.cli_runner import assert_error, header, run_cli, write_config
-from tests.providers.emulators import dropboxsign, faxplus, hellofax, kazoo, mfax
+from tests.providers.emulators import dropboxsign, faxplus, hellofax, kazoo, mfax, telnyx
 from tests.providers.harness import EmulatorHarness
 
 TOKEN = "cb-token-7d21e0"
@@ -20,6 +20,7 @@ HARNESSES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
     "hellofax": hellofax.make_harness,
     "kazoo": kazoo.make_harness,
     "mfax": mfax.make_harness,
+    "telnyx": telnyx.make_harness,
 }
 
 WriteProviders = Callable[..., Path]
@@ -196,6 +197,23 @@ def test_setup_registers_faxplus_webhooks_once(write_providers: WriteProviders) 
         "Registered Fax.Plus webhook fax_received",
     ]
     assert all(line.endswith("already exists") for line in second.lines)
+
+
+def test_setup_points_the_telnyx_fax_application_at_the_bridge(
+    write_providers: WriteProviders,
+) -> None:
+    with telnyx.make_harness() as harness:
+        config = write_providers(telnyx=harness.provider_config(TOKEN))
+        target = f"{public_url(config)}/callbacks/telnyx?token={TOKEN}"
+
+        result = run_cli("providers", "setup", "telnyx", config=config).ok()
+        check = run_cli("providers", "check", "telnyx", config=config).ok()
+
+        assert harness.state.application["webhook_event_url"] == target
+    assert result.lines[0] == (
+        f"Fax application 'office-fax' ({telnyx.CONNECTION_ID}) now sends webhooks to {target}"
+    )
+    assert check.stdout.rstrip().endswith(f"sends webhooks to {target} (the bridge)")
 
 
 def test_setup_refused_by_the_provider_is_one_paragraph(

@@ -18,6 +18,7 @@ PROVIDER_TYPES: dict[str, str] = {
     "kazoo": "bridge.providers.kazoo:KazooProvider",
     "dropboxsign": "bridge.providers.dropboxsign:DropboxSignProvider",
     "mfax": "bridge.providers.mfax:MFaxProvider",
+    "telnyx": "bridge.providers.telnyx:TelnyxProvider",
 }
 
 
