@@ -115,6 +115,9 @@ class SMTPConfig(_Strict):
     # count_limit 50); past either a client gets 421 4.7.0 and is logged.
     max_connections: int = Field(200, gt=0)
     max_connections_per_client: int = Field(50, gt=0)
+    # Message bytes held in memory at once by messages being taken in (the rest wait in their
+    # spool files); a message bigger than this still goes through, alone.
+    max_buffered_mb: int = Field(256, gt=0)
     # A client that had no reply in time sends the message again, same Message-ID and body:
     # within this window such a repeat is answered 250 and not faxed twice ("0" turns it off).
     duplicate_window: Duration = 86_400.0

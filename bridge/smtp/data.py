@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -116,10 +116,12 @@ async def read_data(
     max_line_octets: int,
     on_progress: Callable[[], object] | None = None,
     spool_dir: Path | None = None,
+    before_loading: Callable[[int], Awaitable[object]] | None = None,
 ) -> Data | None:
     """Read one message from `reader`, up to its end-of-data line; None if the client left.
 
-    `on_progress` (a callable) runs after every chunk, e.g. to push back an idle timeout.
+    `on_progress` (a callable) runs after every chunk, e.g. to push back an idle timeout;
+    `before_loading(size)` is awaited before a spooled message is read into memory (a budget).
     """
     received = _Received(spool_dir)
     size = 0
@@ -149,6 +151,8 @@ async def read_data(
             return Data(b"", size, too_big=True)
         if received.failed is not None:
             return Data(b"", size, no_space=received.failed)
+        if received.file is not None and before_loading is not None:
+            await before_loading(size)
         content = received.content()
     finally:
         received.drop()

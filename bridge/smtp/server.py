@@ -23,6 +23,7 @@ from bridge.errors import ConfigError, StorageError
 from bridge.login_throttle import LoginThrottle
 from bridge.models import Outcome
 from bridge.smtp.auth import Authenticator, in_networks, throttled_reply
+from bridge.smtp.budget import ByteBudget
 from bridge.smtp.data import Data, read_data
 from bridge.smtp.intake import Intake
 from bridge.smtp.policy import (
@@ -59,6 +60,7 @@ class FaxSMTP(SMTP):
         self.in_data = False  # from DATA until its reply is sent
         self.auth_refusal: str | None = None  # the reply to send instead of aiosmtpd's 535
         self.refused_connection = False  # over smtp.max_connections: 421 and no session
+        self.buffered_bytes = 0  # of smtp.max_buffered_mb, held for this message's intake
         smtp = handler.config.smtp
         self.size_reply = f"552 5.3.4 Message exceeds the size limit of {smtp.size_limit} bytes"
         if smtp.max_message_bytes is None:  # the limit follows from the documents' size
@@ -124,13 +126,20 @@ class FaxSMTP(SMTP):
                 max_line_octets=self.fax_handler.config.smtp.max_line_octets,
                 on_progress=self._reset_timeout,
                 spool_dir=self.fax_handler.config.storage.data_dir / "spool",
+                before_loading=self._hold_buffer,
             )
             if data is None:
                 return  # the client went away; connection_lost logs the attempt
             await self._end_of_data(data)
         finally:
             self.in_data = False
+            if self.buffered_bytes:  # not handed to an intake (refused, or the client left)
+                self.fax_handler.buffered.release(self.buffered_bytes)
+                self.buffered_bytes = 0
         self._shut_down_if_idle()
+
+    async def _hold_buffer(self, size: int) -> None:
+        self.buffered_bytes = await self.fax_handler.buffered.acquire(size)
 
     async def _end_of_data(self, data: Data) -> None:
         assert self.envelope is not None
@@ -425,6 +434,7 @@ class FaxHandler:
         self.sessions: set[FaxSMTP] = set()
         self.closing = False
         self._all_closed = asyncio.Event()
+        self.buffered = ByteBudget(config.smtp.max_buffered_mb * 1024 * 1024)
 
     async def handle_MAIL(
         self, server: FaxSMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -522,6 +532,7 @@ class FaxHandler:
         assert attempt is not None
         server.attempt = None  # the intake logs it from here on
         server.recipients = []
+        held, server.buffered_bytes = server.buffered_bytes, 0  # the intake gives it back
         raw = envelope.original_content or b""
         # The intake runs as a task of its own: aiosmtpd cancels the session when the client
         # hangs up or times out, and a message half converted must neither vanish without an
@@ -530,6 +541,8 @@ class FaxHandler:
         intake = asyncio.get_running_loop().create_task(self._take(attempt, raw, recipients))
         self._log_tasks.add(intake)
         intake.add_done_callback(self._log_tasks.discard)
+        if held:
+            intake.add_done_callback(lambda _done: self.buffered.release(held))
         try:
             return await asyncio.shield(intake)
         except asyncio.CancelledError:
