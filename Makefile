@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The venv is rebuilt when the dependencies or their pinned versions change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 # `make run CONFIG=/etc/faxbridge/config.yaml`; by default config.yaml once you made one.
 CONFIG ?= $(if $(wildcard config.yaml),config.yaml,config.example.yaml)
 # Debian packages the tests and benchmarks drive: swaks (SMTP client), postfix (smtp-source
@@ -18,10 +19,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck pytest pytest-postgres system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
