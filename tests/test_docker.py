@@ -15,8 +15,10 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import smtplib
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -25,12 +27,14 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from bridge.config import parse_config, split_host_port
+from tests.bridge_process import connection_refused
 from tests.conftest import base_config, free_port
-from tests.helpers import wait_for
+from tests.helpers import smtp_client, wait_for
 from tests.messages import fax_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,6 +184,98 @@ def test_compose_publishes_http_only_with_a_token_and_leaves_pid_1_to_tini() -> 
     assert "127.0.0.1:2525:2525" in bridge["ports"]
     env_example = (ROOT / "deploy" / "env.example").read_text(encoding="utf-8")
     assert re.search(r"^FAXBRIDGE_API_TOKEN=", env_example, re.MULTILINE)
+
+
+def _tini_unavailable() -> str | None:
+    if shutil.which("tini") is None:
+        return "tini (Debian package) is not installed"
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"cannot make a PID namespace: {probe.stderr.strip()}"
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def test_the_image_command_under_tini_as_pid_1_passes_sigterm_to_the_bridge(
+    tmp_path: Path, db_url: str
+) -> None:
+    """ENTRYPOINT + CMD exactly as `docker run` starts them, as PID 1 of a PID namespace (what
+    a container is, without an engine): `docker stop`'s SIGTERM goes to tini, and the bridge
+    must still shut down gracefully, finishing the message it is receiving, and exit 0."""
+    reason = _tini_unavailable()
+    if reason:
+        print(f"test_docker: tini test skipped: {reason}")
+        pytest.skip(reason)
+    data = base_config(tmp_path, db_url)
+    data["smtp"]["shutdown_grace_s"] = 10
+    config = tmp_path / "bridge.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    command = exec_form(only("CMD"))
+    assert command[0] == "faxbridge"
+    command = [sys.executable, "-m", "bridge", *command[1:]]
+    command[command.index(CONFIG_IN_IMAGE)] = str(config)
+    entrypoint = [shutil.which("tini") or "tini", *exec_form(only("ENTRYPOINT"))[1:]]
+    log = tmp_path / "bridge.log"
+    with log.open("wb") as out:
+        container = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", *entrypoint, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    parsed = parse_config(data)
+    smtp = split_host_port(parsed.smtp.listen)
+    try:
+        host, port = split_host_port(parsed.http.listen)
+
+        def ready() -> bool:
+            assert container.poll() is None, log.read_text()
+            try:
+                return httpx.get(f"http://{host}:{port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout_s=60, what="the bridge under tini to be ready")
+        (tini,) = _children(container.pid)
+        status = Path(f"/proc/{tini}/status").read_text()
+        assert re.search(rf"^NSpid:\s+{tini}\s+1$", status, re.MULTILINE), "tini is not PID 1"
+        assert Path(f"/proc/{tini}/comm").read_text().strip() == "tini"
+        (bridge,) = _children(tini)
+        assert b"bridge\0serve" in Path(f"/proc/{bridge}/cmdline").read_bytes()
+
+        raw = fax_mail(to="12125550123@fax.localhost").as_bytes(policy=email_policy.SMTP)
+        payload = re.sub(rb"(?m)^\.", b"..", raw)
+        client = smtp_client(smtp)
+        try:
+            client.mail("alice@example.com")
+            client.rcpt("12125550123@fax.localhost")
+            client.putcmd("data")
+            assert client.getreply()[0] == 354
+            client.send(payload[: len(payload) // 2])
+            signalled = time.monotonic()
+            os.kill(tini, signal.SIGTERM)  # what `docker stop` does to PID 1
+            wait_for(lambda: connection_refused(smtp), timeout_s=5, what="SMTP to close")
+            client.send(payload[len(payload) // 2 :] + b".\r\n")
+            code, text = client.getreply()
+            assert code == 250, text  # the message under way at SIGTERM is still taken
+            code, text = client.getreply()
+            assert code == 421 and b"shutting down" in text
+        finally:
+            client.close()
+        assert container.wait(30) == 0, log.read_text()  # tini exits with the bridge's status
+        assert time.monotonic() - signalled < 15
+    finally:
+        if container.poll() is None:
+            container.kill()  # unshare: its PID namespace dies with it
+            container.wait(10)
 
 
 # --- with a Docker engine ------------------------------------------------------------------
