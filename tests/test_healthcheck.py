@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bridge.config import parse_config
+from bridge.store import Store
 from tests.bridge_runner import BridgeThread
 from tests.cli_runner import assert_error, run_cli, write_config
 from tests.conftest import base_config, deep_merge
@@ -130,6 +131,15 @@ def test_healthy_when_smtp_and_http_answer_on_the_outside_address(
     # … then it answers from the address a client outside the container connects to.
     assert result.stdout.startswith(f"healthy: SMTP {OUTSIDE}:2525 answered '220 fax.localhost")
     assert f"HTTP {OUTSIDE}:8025/healthz 200" in result.stdout
+    # A probe every 30 s must not fill the SMTP log an admin searches: it is no attempt.
+    assert _in_netns(process.pid, *check).returncode == 0
+    process.terminate()  # a stopped bridge has written every attempt it logs
+    assert process.wait(60) == 0
+    store = Store(f"sqlite:///{tmp_path}/faxbridge.db", tmp_path / "var")
+    try:
+        assert store.smtplog.recent(limit=10) == []
+    finally:
+        store.close()
 
 
 def test_unhealthy_when_nothing_listens_on_the_outside_address(netns: None, tmp_path: Path) -> None:
