@@ -58,14 +58,9 @@ def create_app(
     )
     app.include_router(kazoo_api(config, store))  # /v2/accounts/{faxbox}/faxes/…
     app.add_exception_handler(HTTPException, kazoo_not_routed)  # …and its 404s and 405s
-    tokens = config.http.api_tokens
-    metrics_guard = (
-        [] if config.http.open_metrics else [Depends(operator_checker(tokens, "http.open_metrics"))]
-    )
+    metrics_guard = _token_unless(config.http.open_metrics, config, "http.open_metrics")
     app.include_router(metrics.router(store), dependencies=metrics_guard)  # /metrics
-    _add_docs(
-        app, [] if config.http.open_docs else [Depends(operator_checker(tokens, "http.open_docs"))]
-    )
+    _add_docs(app, _token_unless(config.http.open_docs, config, "http.open_docs"))
     app.include_router(console_router(config, store))  # /console: the web console
     listeners_up = ready or asyncio.Event()
 
@@ -154,8 +149,13 @@ def create_app(
     return app
 
 
+def _token_unless(opened: bool, config: Config, key: str) -> list[Any]:
+    """Route dependencies: one of http.api_tokens, unless `key` opened the routes."""
+    return [] if opened else [Depends(operator_checker(config.http.api_tokens, key))]
+
+
 def _add_docs(app: FastAPI, guard: list[Any]) -> None:
-    """/openapi.json, /docs (Swagger UI) and /redoc, behind `guard` (DESIGN.md §7)."""
+    """/openapi.json, /docs (Swagger UI) and /redoc, behind `guard` (http.open_docs)."""
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
     async def openapi() -> JSONResponse:
