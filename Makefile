@@ -2,13 +2,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The venv is rebuilt when the dependencies or their pinned versions change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 # `make run CONFIG=/etc/faxbridge/config.yaml`; by default config.yaml once you made one.
 CONFIG ?= $(if $(wildcard config.yaml),config.yaml,config.example.yaml)
 # Debian packages the tests and benchmarks drive: swaks (SMTP client), postfix (smtp-source
 # only; no daemon is configured), poppler-utils, ghostscript, libtiff-tools, qpdf, fonts, and
-# chromium (headless, for the web console test).
-DEB_PACKAGES := swaks libnet-ssleay-perl postfix poppler-utils ghostscript libtiff-tools qpdf fonts-dejavu-core chromium
+# chromium (headless, for the web console test); tini and iproute2 (the Docker image's PID 1
+# run in a PID namespace, the health check probed in a network namespace: tests/test_docker.py,
+# tests/test_healthcheck.py).
+DEB_PACKAGES := swaks libnet-ssleay-perl postfix poppler-utils ghostscript libtiff-tools qpdf fonts-dejavu-core chromium tini iproute2
 # What the bridge itself converts with: headless LibreOffice (no GUI, no recommends) driven over
 # UNO by Debian's python3 (python3-uno), and fonts metric-compatible with Office's defaults
 # (Liberation: Arial/Times/Courier; Carlito: Calibri) so page breaks fall where Word put them.
@@ -18,10 +21,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck pytest pytest-postgres system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -168,6 +168,10 @@ class HTTPConfig(_Strict):
     listen: str = "127.0.0.1:8025"
     public_url: str = "http://127.0.0.1:8025"
     api_tokens: list[str] = []
+    # /metrics and the API docs (/docs, /redoc, /openapi.json) want an X-Auth-Token from
+    # api_tokens, as the /v2 API does, unless opened here (a port only Prometheus reaches).
+    open_metrics: bool = False
+    open_docs: bool = False
 
     _check_listen = field_validator("listen")(_host_port)
 

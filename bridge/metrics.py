@@ -261,7 +261,8 @@ def counts_callbacks(func: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable
 
 
 def router(store: Store) -> APIRouter:
-    """`GET /metrics`, unauthenticated like Prometheus expects; the store is read in a thread."""
+    """`GET /metrics` (create_app puts it behind the API token unless http.open_metrics); the
+    store is read in a thread."""
     from fastapi import APIRouter
     from fastapi.responses import Response
 

@@ -135,7 +135,8 @@ def test_without_a_valid_token_the_api_answers_401_and_reveals_nothing(
     assert api(api_bridge, "/smtplog", token=None).status_code == 401
     assert httpx.get(api_bridge.http_url + "/v2/accounts/nobody/faxes/smtplog").status_code == 401
     assert httpx.get(api_bridge.http_url + "/healthz").status_code == 200
-    assert httpx.get(api_bridge.http_url + "/metrics").status_code == 200
+    assert httpx.get(api_bridge.http_url + "/metrics").status_code == 401  # wants a token too
+    assert httpx.get(api_bridge.http_url + "/metrics", headers={"X-Auth-Token": TOKEN}).is_success
 
 
 def test_with_no_token_configured_every_request_is_refused(bridge: BridgeThread) -> None:

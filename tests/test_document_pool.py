@@ -113,7 +113,8 @@ def test_mail_after_a_worker_was_killed_is_faxed_and_readyz_counts_the_restart(
     make_config: Callable[..., Config], office: OfficeService
 ) -> None:
     """What the OOM killer does: one worker gone; the next mails must not all get 451."""
-    bridge = BridgeThread(make_config(), pool=None, office=office).start()
+    config = make_config({"http": {"api_tokens": ["t"]}})
+    bridge = BridgeThread(config, pool=None, office=office).start()
     try:
         pool = bridge.bridge.pool
         victim = asyncio.run_coroutine_threadsafe(pool.run(pool_tasks.pid), bridge._loop).result(30)
@@ -130,7 +131,7 @@ def test_mail_after_a_worker_was_killed_is_faxed_and_readyz_counts_the_restart(
         assert ready["documents"] is True
         assert ready["document_pool_restarts"] == 1
         assert ready["document_pool_last_fault"] == "a document worker died"
-        scrape = httpx.get(f"{bridge.http_url}/metrics").text
+        scrape = httpx.get(f"{bridge.http_url}/metrics", headers={"X-Auth-Token": "t"}).text
         assert 'faxbridge_document_pool_restarts_total{reason="died"} 1.0' in scrape
     finally:
         bridge.stop()

@@ -1,12 +1,15 @@
-"""`GET /metrics` after real SMTP sessions, real sends and real callbacks."""
+"""`GET /metrics` after real SMTP sessions, real sends and real callbacks; who may read it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.config import Config
 from bridge.metrics import refusal_code
 from bridge.store.schema import mail_outbox
 from tests.bridge_runner import BridgeThread
@@ -15,10 +18,20 @@ from tests.messages import fax_mail
 from tests.test_api import deliver
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+TOKEN = "metrics-token-for-tests"
+DOCS = ("/docs", "/redoc", "/openapi.json")
+
+
+@pytest.fixture
+def bridge(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> BridgeThread:
+    """The bridge Prometheus scrapes: /metrics wants one of http.api_tokens."""
+    return start_bridge(make_config({"http": {"api_tokens": [TOKEN]}}))
 
 
 def scrape(bridge: BridgeThread) -> Samples:
-    response = httpx.get(f"{bridge.http_url}/metrics", timeout=10)
+    response = httpx.get(f"{bridge.http_url}/metrics", headers={"X-Auth-Token": TOKEN}, timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -98,3 +111,61 @@ def test_refusal_reasons_are_short_status_codes() -> None:
     assert refusal_code("452 4.5.3 Too many recipients") == "4.5.3"
     assert refusal_code("500 Error: bad syntax") == "500"
     assert refusal_code(None) == ""
+
+
+def test_metrics_and_docs_want_the_api_token(bridge: BridgeThread) -> None:
+    for path in ("/metrics", *DOCS):
+        for headers in ({}, {"X-Auth-Token": "wrong"}, {"Authorization": f"Bearer {TOKEN}x"}):
+            response = httpx.get(bridge.http_url + path, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert "faxbridge_" not in response.text and "/v2/accounts" not in response.text
+        key = "http.open_metrics" if path == "/metrics" else "http.open_docs"
+        assert response.json()["detail"] == (
+            "send one of http.api_tokens as X-Auth-Token (or Authorization: Bearer), "
+            f"or set {key}: true"
+        )
+    scraped = httpx.get(bridge.http_url + "/metrics", headers={"X-Auth-Token": TOKEN})
+    assert scraped.status_code == 200 and "faxbridge_store_up 1.0" in scraped.text
+    # Prometheus' `authorization: {credentials_file: …}` sends the token as a bearer token
+    scraped = httpx.get(bridge.http_url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert scraped.status_code == 200 and "faxbridge_store_up 1.0" in scraped.text
+    schema = httpx.get(bridge.http_url + "/openapi.json", headers={"X-Auth-Token": TOKEN})
+    assert schema.status_code == 200
+    assert "/v2/accounts/{faxbox}/faxes/smtplog" in schema.json()["paths"]
+    for page in ("/docs", "/redoc"):
+        shown = httpx.get(bridge.http_url + page, headers={"X-Auth-Token": TOKEN})
+        assert shown.status_code == 200 and "/openapi.json" in shown.text
+    assert httpx.get(bridge.http_url + "/healthz").status_code == 200  # probes need no token
+
+
+def test_with_no_token_configured_metrics_and_docs_are_closed(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    closed = start_bridge(make_config())
+    assert closed.config.http.api_tokens == []
+    for path in ("/metrics", *DOCS):
+        assert httpx.get(closed.http_url + path).status_code == 401, path
+        assert httpx.get(closed.http_url + path, headers={"X-Auth-Token": ""}).status_code == 401
+
+
+def test_metrics_and_docs_open_when_configured(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    opened = start_bridge(
+        make_config({"http": {"api_tokens": [TOKEN], "open_metrics": True, "open_docs": True}})
+    )
+    scraped = httpx.get(opened.http_url + "/metrics")
+    assert scraped.status_code == 200 and "faxbridge_store_up 1.0" in scraped.text
+    for path in DOCS:
+        assert httpx.get(opened.http_url + path).status_code == 200, path
+    # the API itself stays closed
+    assert httpx.get(opened.http_url + "/v2/accounts/main/faxes/smtplog").status_code == 401
+
+
+def test_open_metrics_leaves_the_docs_closed(
+    make_config: Callable[..., Config], start_bridge: Callable[[Config], BridgeThread]
+) -> None:
+    opened = start_bridge(make_config({"http": {"open_metrics": True}}))
+    assert httpx.get(opened.http_url + "/metrics").status_code == 200
+    for path in DOCS:
+        assert httpx.get(opened.http_url + path).status_code == 401, path

@@ -1,6 +1,6 @@
 """The `faxbridge` command (DESIGN.md §6). Errors are one paragraph, never a traceback.
 
-    faxbridge serve | check-config | preview            admin.py
+    faxbridge serve | check-config | healthcheck | preview   admin.py
     faxbridge smtplog list|show, jobs list|show|retry|cancel      records.py
     faxbridge inbound list|show, mail list|show|retry    mail.py
     faxbridge providers list|check|setup                providers.py

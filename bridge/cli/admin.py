@@ -1,4 +1,4 @@
-"""`faxbridge serve`, `check-config` and `preview`."""
+"""`faxbridge serve`, `check-config`, `healthcheck` and `preview`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,18 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 only when SMTP and HTTP answer on an address reachable from outside (health.py)."""
+    from bridge.health import Unhealthy, check
+
+    config = config_of(args)
+    try:
+        print(check(config, args.timeout))
+    except Unhealthy as exc:
+        raise CommandError(f"unhealthy: {exc}.") from exc
+    return 0
+
+
 def preview(args: argparse.Namespace) -> int:
     from bridge.preview import preview as render
 
@@ -104,6 +116,19 @@ def register(commands: Subcommands) -> None:
         help="overrides logging.level from the config",
     )
     add_command(commands, "check-config", check_config, "validate the configuration")
+    cmd = add_command(
+        commands,
+        "healthcheck",
+        healthcheck,
+        "exit non-zero unless SMTP (220) and HTTP /healthz (200) answer from outside",
+    )
+    cmd.add_argument(
+        "--timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long each probe may take (3)",
+    )
     cmd = add_command(commands, "preview", preview, "render a message as the fax it would be")
     cmd.add_argument("message", metavar="MESSAGE.eml")
     cmd.add_argument("-o", "--output", required=True, metavar="OUT.pdf")

@@ -28,7 +28,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from bridge.config import Config
@@ -246,16 +246,49 @@ def _bad_number(exc: fax_actions.InvalidTarget) -> KazooError:
     return KazooError(400, "invalid data", {"to_number": {exc.rule: {"message": exc.message}}})
 
 
-def token_checker(tokens: list[str]) -> Callable[..., None]:
+def token_matches(tokens: list[str]) -> Callable[[str | None], bool]:
+    """Is a given X-Auth-Token one of `tokens`? (none configured: never)"""
     wanted = [token.encode() for token in tokens]
 
-    def authenticate(token: Token = None) -> None:
+    def matches(token: str | None) -> bool:
         given = (token or "").encode()
         matched = False
         for candidate in wanted:  # no early exit: the time taken says nothing about the tokens
             matched |= hmac.compare_digest(given, candidate)
-        if not (token and matched):
+        return bool(token) and matched
+
+    return matches
+
+
+def token_checker(tokens: list[str]) -> Callable[..., None]:
+    matches = token_matches(tokens)
+
+    def authenticate(token: Token = None) -> None:
+        if not matches(token):
             raise KazooError(401, "invalid_credentials", {"message": "invalid credentials"})
+
+    return authenticate
+
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="One of `http.api_tokens` as a bearer token (Prometheus' `authorization:`).",
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+
+
+def operator_checker(tokens: list[str], key: str) -> Callable[..., None]:
+    """The token check for /metrics and the docs: X-Auth-Token as the API takes it, or
+    `Authorization: Bearer` as Prometheus sends it; a 401 says which key opens them instead."""
+    matches = token_matches(tokens)
+
+    def authenticate(token: Token = None, bearer: Bearer = None) -> None:
+        if not (matches(token) or matches(bearer.credentials if bearer else None)):
+            raise HTTPException(
+                401,
+                "send one of http.api_tokens as X-Auth-Token (or Authorization: Bearer), "
+                f"or set {key}: true",
+            )
 
     return authenticate
 

@@ -6,8 +6,15 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -16,7 +23,7 @@ from bridge.config import Config
 from bridge.documents.pool import DocumentPool
 from bridge.errors import CallbackError, ProviderError, StorageError
 from bridge.events import apply_status, record_inbound
-from bridge.http.api import API_DESCRIPTION, kazoo_api, kazoo_not_routed
+from bridge.http.api import API_DESCRIPTION, kazoo_api, kazoo_not_routed, operator_checker
 from bridge.http.callbacks import to_callback_request
 from bridge.http.console import console_router
 from bridge.http.console_auth import PREFIX as CONSOLE
@@ -40,10 +47,20 @@ def create_app(
     ready: asyncio.Event | None = None,
     pool: DocumentPool | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="faxbridge", version="0.1.0", description=API_DESCRIPTION)
+    # FastAPI's own docs routes cannot take a dependency: ours below check the token.
+    app = FastAPI(
+        title="faxbridge",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.include_router(kazoo_api(config, store))  # /v2/accounts/{faxbox}/faxes/…
     app.add_exception_handler(HTTPException, kazoo_not_routed)  # …and its 404s and 405s
-    app.include_router(metrics.router(store))  # /metrics
+    metrics_guard = _token_unless(config.http.open_metrics, config, "http.open_metrics")
+    app.include_router(metrics.router(store), dependencies=metrics_guard)  # /metrics
+    _add_docs(app, _token_unless(config.http.open_docs, config, "http.open_docs"))
     app.include_router(console_router(config, store))  # /console: the web console
     listeners_up = ready or asyncio.Event()
 
@@ -130,6 +147,27 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
+
+
+def _token_unless(opened: bool, config: Config, key: str) -> list[Any]:
+    """Route dependencies: one of http.api_tokens, unless `key` opened the routes."""
+    return [] if opened else [Depends(operator_checker(config.http.api_tokens, key))]
+
+
+def _add_docs(app: FastAPI, guard: list[Any]) -> None:
+    """/openapi.json, /docs (Swagger UI) and /redoc, behind `guard` (http.open_docs)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="faxbridge API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guard)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="faxbridge API")
 
 
 async def _job_known(store: Store, provider: str, update: Any) -> bool:
