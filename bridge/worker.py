@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 # After a crash mid-send, how long past the provider timeout to wait before asking whether the
 # provider took the fax after all.
 INFLIGHT_MARGIN_S = 5.0
-# Within that window, how often to ask again whether the provider has taken the fax by now.
+# Within that window, when to ask again whether the provider has taken the fax by now: after
+# this at first, then after as long again as the send has been away (5, 10, 20 s …), so a fax
+# taken late is adopted soon and a provider whose look-ups are rate limited (Documo: 8 a
+# minute) is asked a handful of times, not every few seconds.
 INFLIGHT_REASK_S = 5.0
 # A send's outcome that cannot be written (the database restarts) is tried again, this often.
 FINISH_RETRY_FIRST_S = 0.2
@@ -206,7 +209,9 @@ class FaxWorker:
         sent now (a fax was adopted, or the question must wait)."""
         started = await asyncio.to_thread(self.store.jobs.interrupted_send_started, job.id)
         window_s = 0.0
+        away_s = 0.0
         if started is not None:
+            away_s = (datetime.now(UTC) - started).total_seconds()
             # A send cut off by a crash may still be taken by the provider until it gives up
             # on it too (our timeout, and a margin): until then a fax the provider does not
             # have yet is asked about again, never sent.
@@ -259,7 +264,7 @@ class FaxWorker:
         if window_s > 0:
             # Not there yet: ask again soon (or, where the provider cannot tell, once the
             # window has passed), so a fax taken late is adopted within seconds.
-            delay = min(window_s, INFLIGHT_REASK_S) if lookup.certain else window_s
+            delay = min(window_s, max(INFLIGHT_REASK_S, away_s)) if lookup.certain else window_s
             await self._finish(
                 self.store.jobs.reschedule,
                 job.id,
