@@ -380,6 +380,7 @@ def test_the_shipped_configs_mail_only_outside_their_fax_domains(
         "POSTGRES_PASSWORD": "secret",
         "POSTGRES_HOST": "db",
         "POSTGRES_DB": "faxbridge",
+        "FAXBRIDGE_API_TOKEN": "a-long-random-token",
     }.items():
         monkeypatch.setenv(name, value)
     docker = load_config(root / "deploy" / "config.docker.yaml")

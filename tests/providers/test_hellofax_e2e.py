@@ -76,7 +76,8 @@ def test_the_200_pending_limit_never_fails_the_job_however_often_it_comes(
         what="HelloFax to refuse more sends than max_attempts allows",
     )
     job = _job(bridge)
-    assert job["status"] == "queued", job
+    # Waiting for the next try, or at it this very moment: never given up on.
+    assert job["status"] in ("queued", "submitting"), job
     details = [h["detail"] for h in job["history"]]
     limited = [d for d in details if d.startswith("rate-limited:")]
     assert len(limited) >= MAX_ATTEMPTS + 1, details
