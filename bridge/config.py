@@ -221,6 +221,10 @@ class StorageConfig(_Strict):
     connect_timeout_s: float = Field(5, gt=0)
     statement_timeout_s: float = Field(10, ge=0)  # 0: none
 
+    @property
+    def min_free_bytes(self) -> int:
+        return self.min_free_mb * 1024 * 1024
+
 
 class RelayConfig(_Strict):
     host: str = "127.0.0.1"

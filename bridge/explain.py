@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from bridge.config import Config
 from bridge.documents import prepare_document
 from bridge.documents.external import Converters
 from bridge.errors import DocumentError
-from bridge.smtp.auth import in_networks
+from bridge.smtp.auth import faxbox_check, in_networks
 from bridge.smtp.intake import auto_submitted, document_options
 from bridge.smtp.policy import AUTH_REQUIRED_REPLY, decide_recipient, rate_limit_reply
 from bridge.store import Store
@@ -163,8 +163,8 @@ def _rate_limits_today(
                 )
             continue
         since, until = created - timedelta(hours=1), created
-        by_sender = _count_between(store, since, until, sender=sender)
-        by_faxbox = _count_between(store, since, until, faxbox=faxbox.name)
+        by_sender = store.jobs.count_since(since, until=until, sender=sender)
+        by_faxbox = store.jobs.count_since(since, until=until, faxbox=faxbox.name)
         today = rate_limit_reply(faxbox, sender, by_sender, by_faxbox)
         if today and not was_limited:
             out.differences.append(f"RCPT {rcpt['address']}: today {today}")
@@ -174,21 +174,9 @@ def _rate_limits_today(
             )
 
 
-def _count_between(store: Store, since: datetime, until: datetime, **where: str) -> int:
-    return store.jobs.count_since(since, until=until, **where)
-
-
-def _user_check(config: Config, record: dict[str, Any]) -> Callable[[str], str | None]:
-    """Which faxboxes the logged-in user may use under today's configuration."""
-    name = record["auth_user"]
-    user = next((u for u in config.smtp.auth.users if u.username == name), None)
-
-    def check(faxbox: str) -> str | None:
-        if name is None or (user and ("*" in user.faxboxes or faxbox in user.faxboxes)):
-            return None
-        return f"550 5.7.1 {name} may not send faxes through faxbox {faxbox}"
-
-    return check
+def _todays_rights(config: Config, record: dict[str, Any]) -> Callable[[str], str | None]:
+    users = {u.username: u for u in config.smtp.auth.users}
+    return faxbox_check(users, record["auth_user"])
 
 
 def _recipients(out: Explanation, config: Config, record: dict[str, Any]) -> None:
@@ -200,7 +188,7 @@ def _recipients(out: Explanation, config: Config, record: dict[str, Any]) -> Non
         box = f" for faxbox {rcpt['faxbox']}" if rcpt.get("faxbox") else ""
         out.say(f"RCPT TO:<{rcpt['address']}> {verdict}{via}{box}: {rcpt['reply']}")
         today = decide_recipient(
-            config, record["from"], rcpt["address"], accepted, _user_check(config, record)
+            config, record["from"], rcpt["address"], accepted, _todays_rights(config, record)
         )
         if today.accepted:
             accepted += 1

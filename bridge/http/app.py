@@ -134,7 +134,7 @@ def create_app(
             free = await asyncio.to_thread(store.db.free_bytes)
         except OSError:
             free = 0
-        disk_ok = free >= config.storage.min_free_mb * 1024 * 1024
+        disk_ok = free >= config.storage.min_free_bytes
         body["disk"] = disk_ok
         body["disk_free_mb"] = free // (1024 * 1024)
         ok = store_ok and disk_ok and listeners_up.is_set()

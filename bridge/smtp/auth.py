@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -89,7 +90,21 @@ class Authenticator:
             return False
 
     def may_use(self, username: str | None, faxbox: str) -> bool:
+        return faxbox_check(self.users, username)(faxbox) is None
+
+
+def faxbox_check(
+    users: Mapping[str, SMTPUser], username: str | None
+) -> Callable[[str], str | None]:
+    """For a logged-in user (None: nobody logged in, no limit): the RCPT refusal for a faxbox
+    the user may not send through, or None. The server and `explain` both ask this."""
+
+    def check(faxbox: str) -> str | None:
         if username is None:
-            return True
-        user = self.users.get(username)
-        return user is not None and ("*" in user.faxboxes or faxbox in user.faxboxes)
+            return None
+        user = users.get(username)
+        if user is not None and ("*" in user.faxboxes or faxbox in user.faxboxes):
+            return None
+        return f"550 5.7.1 {username} may not send faxes through faxbox {faxbox}"
+
+    return check

@@ -22,7 +22,7 @@ from bridge.config import Config, split_host_port
 from bridge.errors import ConfigError, StorageError
 from bridge.login_throttle import LoginThrottle
 from bridge.models import Outcome
-from bridge.smtp.auth import Authenticator, in_networks, throttled_reply
+from bridge.smtp.auth import Authenticator, faxbox_check, in_networks, throttled_reply
 from bridge.smtp.budget import ByteBudget
 from bridge.smtp.data import Data, read_data
 from bridge.smtp.intake import Intake
@@ -459,7 +459,7 @@ class FaxHandler:
         declared = next(
             (int(o[5:]) for o in options if o.upper().startswith("SIZE=") and o[5:].isdigit()), 0
         )
-        needed = storage.min_free_mb * 1024 * 1024 + declared
+        needed = storage.min_free_bytes + declared
         try:
             free = self.store.db.free_bytes()
         except OSError as exc:
@@ -518,14 +518,7 @@ class FaxHandler:
 
     def _user_check(self, session: Session) -> Callable[[str], str | None]:
         """For an authenticated session: which faxboxes this user may send through."""
-        user = _auth_user(session)
-
-        def check(faxbox: str) -> str | None:
-            if user is None or self.authenticator.may_use(user, faxbox):
-                return None
-            return f"550 5.7.1 {user} may not send faxes through faxbox {faxbox}"
-
-        return check
+        return faxbox_check(self.authenticator.users, _auth_user(session))
 
     async def handle_DATA(self, server: FaxSMTP, session: Session, envelope: Envelope) -> str:
         attempt, recipients = server.attempt, list(server.recipients)
