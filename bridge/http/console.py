@@ -246,37 +246,57 @@ def console_router(config: Config, store: Store) -> APIRouter:
             return missing("fax job", job_id)
         return page("job.html", title=f"Fax job {job_id}", section="smtplog", job=record)
 
-    @router.get("/jobs/{job_id}/fax", dependencies=signed_in)
-    async def job_fax(job_id: str) -> HTMLResponse:
-        record = await asyncio.to_thread(store.jobs.get, job_id)
+    async def fax_view(
+        record: dict[str, Any] | None,
+        pdf_of: Callable[[Store, str], bytes | None],
+        ident: str,
+        *,
+        what: str,
+        title: str,
+        section: str,
+        kind: str,
+        base: str,
+    ) -> HTMLResponse:
+        """A sent or received fax as page images (they load from `base`/N.png)."""
         if record is None:
-            return missing("fax job", job_id)
-        pdf = await asyncio.to_thread(job_pdf, store, job_id)
+            return missing(what, ident)
+        pdf = await asyncio.to_thread(pdf_of, store, ident)
         return page(
             "fax.html",
-            title=f"Fax {job_id}",
-            section="smtplog",
-            kind="sent",
+            title=title,
+            section=section,
+            kind=kind,
             fax=record,
             pages=await asyncio.to_thread(page_count, pdf) if pdf else 0,
             stored=pdf is not None,
+            base=base,
+        )
+
+    @router.get("/jobs/{job_id}/fax", dependencies=signed_in)
+    async def job_fax(job_id: str) -> HTMLResponse:
+        record = await asyncio.to_thread(store.jobs.get, job_id)
+        return await fax_view(
+            record,
+            job_pdf,
+            job_id,
+            what="fax job",
+            title=f"Fax {job_id}",
+            section="smtplog",
+            kind="sent",
             base=f"{PREFIX}/jobs/{job_id}/fax",
         )
 
     @router.get("/inbound/{fax_id}", dependencies=signed_in)
     async def inbound_fax(fax_id: str) -> HTMLResponse:
         record = await asyncio.to_thread(store.inbound.get, fax_id)
-        if record is None:
-            return missing("inbound fax", fax_id)
-        pdf = await asyncio.to_thread(inbound_pdf, store, fax_id)
-        return page(
-            "fax.html",
+        return await fax_view(
+            record,
+            inbound_pdf,
+            fax_id,
+            what="inbound fax",
             title=f"Inbound fax {fax_id}",
             section="inbound",
             kind="received",
-            fax=record,
-            pages=await asyncio.to_thread(page_count, pdf) if pdf else 0,
-            stored=pdf is not None,
             base=f"{PREFIX}/inbound/{fax_id}/fax",
         )
 
