@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from email.utils import format_datetime
 from typing import Any
 
@@ -81,8 +79,11 @@ def document_options(
 
 def auto_submitted(raw: bytes) -> str | None:
     """The Auto-Submitted value unless it is `no`: such mail is never faxed (no loops)."""
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-    value = str(headers.get("Auto-Submitted", "") or "").strip().lower()
+    return _automatic(parse_headers(raw))
+
+
+def _automatic(headers: ParsedMessage) -> str | None:
+    value = headers.auto_submitted
     return value if value and value != "no" else None
 
 
@@ -141,8 +142,9 @@ class Intake:
         attempt.raw_path = await self._write(attempt, raw_path, raw)
         # Subject, From and Message-ID go on the smtplog row of every message received, the
         # refused ones first of all: they are what an admin searches for.
-        _note_headers(attempt, await asyncio.to_thread(parse_headers, raw))
-        why = await asyncio.to_thread(auto_submitted, raw)
+        headers = await asyncio.to_thread(parse_headers, raw)
+        _note_headers(attempt, headers)
+        why = _automatic(headers)
         if why and any(r.forward_to for r in recipients):
             # The postmaster gets automatic mail too (that is what bounces are); nothing is faxed.
             if any(not r.forward_to for r in recipients):
@@ -193,7 +195,7 @@ class Intake:
         recipients = [r for r in all_recipients if not r.forward_to]
         if not recipients:
             forwards = await self._forwards(attempt, raw, all_recipients)
-            return await self._forward_only(attempt, raw, forwards)
+            return await self._forward_only(attempt, forwards)
         faxboxes = {r.faxbox.name: r.faxbox for r in recipients}
         prepared: dict[str, PreparedDocument] = {}
         try:
@@ -286,13 +288,9 @@ class Intake:
         sender = (attempt.mail_from or "").strip().strip("<>")
         return [ForwardRow(attempt.id, own[0].faxbox.name, sender, targets, path)]
 
-    async def _forward_only(self, attempt: Attempt, raw: bytes, forwards: list[ForwardRow]) -> str:
-        """A message only for postmaster@ / abuse@: logged with its headers, nothing faxed."""
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-        for name, attr in (("From", "header_from"), ("Message-ID", "message_id")):
-            if headers.get(name):
-                setattr(attempt, attr, str(headers[name]))
-        attempt.subject = str(headers.get("Subject", "") or "") or None
+    async def _forward_only(self, attempt: Attempt, forwards: list[ForwardRow]) -> str:
+        """A message only for postmaster@ / abuse@: logged with its headers (noted on receipt,
+        `_note_headers`), nothing faxed."""
         attempt.faxbox = attempt.faxbox or (forwards[0].faxbox if forwards else None)
         attempt.fax_ids = []
         attempt.outcome = Outcome.ACCEPTED
