@@ -236,3 +236,21 @@ def test_a_big_message_is_on_disk_not_in_memory_while_it_arrives(bridge: BridgeT
     row = latest_row(bridge)
     (stored,) = bridge.config.storage.data_dir.glob(f"messages/*/*/*/{row['id']}.eml")
     assert stored.read_bytes() == data
+
+
+def test_a_spool_that_fails_for_another_reason_is_451_not_a_full_disk(
+    bridge: BridgeThread,
+) -> None:
+    spool = bridge.config.storage.data_dir / "spool"
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool.write_text("a file where the spool directory should be")  # no room is not the issue
+
+    code, text = send(bridge, big_mail(700))  # ~2 MB: spooled past 1 MiB
+
+    assert (code, f"{code} {text}") == (
+        451,
+        "451 4.3.0 Temporary local problem, please try again later",
+    )
+    row = latest_row(bridge)
+    assert row["outcome"] == "rejected"
+    assert row["error"].startswith(f"cannot spool the message under {spool}: ")

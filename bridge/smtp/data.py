@@ -50,7 +50,8 @@ class Data:
     too_big: bool = False
     long_line: LongLine | None = None
     bare_lf: int = 0  # line endings that were a bare LF
-    no_space: str | None = None  # why the message could not be spooled (disk full)
+    spool_error: str | None = None  # why the message could not be spooled
+    spool_full: bool = False  # ... because the disk (or quota) is full
 
 
 class _Received:
@@ -62,6 +63,7 @@ class _Received:
         self.spool_dir = spool_dir
         self.tail = b""  # the last bytes, wherever the rest is
         self.failed: str | None = None
+        self.full = False
         self.keeping = True
 
     def add(self, chunk: bytes) -> None:
@@ -85,8 +87,7 @@ class _Received:
             self.file.write(data)
         except OSError as exc:
             self.failed = f"cannot spool the message under {self.spool_dir}: {exc.strerror}"
-            if not os_error_is_full(exc):
-                self.failed += " (not a full disk)"
+            self.full = os_error_is_full(exc)
             self.discard()
 
     def content(self) -> bytes:
@@ -150,7 +151,7 @@ async def read_data(
         if too_big:
             return Data(b"", size, too_big=True)
         if received.failed is not None:
-            return Data(b"", size, no_space=received.failed)
+            return Data(b"", size, spool_error=received.failed, spool_full=received.full)
         if received.file is not None and before_loading is not None:
             await before_loading(size)
         content = received.content()

@@ -147,8 +147,9 @@ class FaxSMTP(SMTP):
         why = None
         if data.too_big:
             refusal = self.size_reply
-        elif data.no_space is not None:
-            refusal, why = STORAGE_FULL_REPLY, data.no_space
+        elif data.spool_error is not None:  # a full disk, or another storage fault
+            refusal = STORAGE_FULL_REPLY if data.spool_full else STORAGE_REPLY
+            why = data.spool_error
         elif data.long_line is not None:
             line = data.long_line
             refusal = (
