@@ -47,7 +47,8 @@ def maildir_messages(bridge: BridgeThread, count: int = 1) -> list[EmailMessage]
     path = Path(bridge.config.mail.maildir)
 
     def probe() -> list[EmailMessage] | None:
-        if not (path / "new").is_dir():
+        # All three: the mailer makes them one after another, and Maildir reads each.
+        if not all((path / sub).is_dir() for sub in ("tmp", "new", "cur")):
             return None
         box = mailbox.Maildir(path, create=False)
         found = [
